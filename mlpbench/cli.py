@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from mlpbench.errors import UsageError
@@ -81,19 +81,107 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
 
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    p = sub.add_parser("peak", help="measure (and cache) the dense matmul peak of a device")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--mode", action="append", help="fp32, bf16 (and tf32 on CUDA); repeatable")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--refresh", action="store_true", help="re-measure even when cached")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_peak)
+
+    p = sub.add_parser("sweep", help="time forward/backward/training over a grid of MLPs")
+    _sweep_args(p)
+    p.set_defaults(func=cmd_sweep)
     return parser
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}")
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def _sweep_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", choices=["quick", "default", "full"],
+                   help="a named grid; explicit flags override its fields")
+    p.add_argument("--out", "-o", default="runs/sweep", help="output folder")
+    p.add_argument("--devices", type=_words, help="e.g. cpu,cuda")
+    p.add_argument("--dtypes", type=_words, help="fp32,bf16")
+    p.add_argument("--frameworks", type=_words, help="torch,keras")
+    p.add_argument("--input-dims", type=_ints, help="e.g. 10,100")
+    p.add_argument("--widths", type=_ints, help="e.g. 64,256,1000")
+    p.add_argument("--depths", type=_ints, help="e.g. 2,10")
+    p.add_argument("--batches", type=_ints, help="e.g. 32,1024")
+    p.add_argument("--phases", type=_words,
+                   help="infer,forward,backward,train_sgd,train_adam")
+    p.add_argument("--activation")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--budget", type=float, help="seconds of timed samples per phase")
+    p.add_argument("--no-isolate", action="store_true",
+                   help="measure in this process (faster; host peak RSS then not per point)")
+    p.add_argument("--resume", action="store_true", help="skip points already in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _sweep_config(args: argparse.Namespace):
+    from mlpbench.sweep import PRESETS, config_from_args
+    from mlpbench.timing import TimerConfig
+
+    timer = None
+    if args.budget is not None:
+        if args.budget <= 0:
+            raise UsageError(f"--budget must be positive, got {args.budget}")
+        base = PRESETS.get(args.preset or "", {}).get("timer", TimerConfig())
+        timer = TimerConfig(**{**base.__dict__, "budget_s": args.budget})
+    return config_from_args(
+        args.preset, devices=args.devices, dtypes=args.dtypes, frameworks=args.frameworks,
+        input_dims=args.input_dims, widths=args.widths, depths=args.depths,
+        batches=args.batches, phases=args.phases, activation=args.activation,
+        threads=args.threads, seed=args.seed, timer=timer,
+        isolate=False if args.no_isolate else None)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from mlpbench.sweep import run_sweep, summary_text
+
+    frame = run_sweep(_sweep_config(args), args.out, resume=args.resume,
+                      progress=not args.quiet)
+    print(summary_text(frame))
+    print(f"results: {args.out}/sweep.csv, {args.out}/sweep.json")
+    return 0
+
+
+def cmd_peak(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from mlpbench.devices import device_skip_reason, resolve_device, set_threads
+    from mlpbench.peak import get_peak
+
+    device = resolve_device(args.device)
+    reason = device_skip_reason(device)
+    if reason:
+        raise UsageError(f"cannot measure {args.device}: {reason}")
+    set_threads(args.threads)
+    modes = args.mode or ["fp32"]
+    results = [asdict(get_peak(args.device, m, refresh=args.refresh)) for m in modes]
+    if args.json:
+        _print_json(results)
+    for r in results if not args.json else []:
+        print(f"{r['device']} {r['mode']}: {r['gflops']:.1f} GFLOP/s "
+              f"(n={r['size']}, {r['threads']} threads, torch {r['torch']})")
+    return 0
 
 
 def _version() -> str:
     from mlpbench import __version__
 
     return f"mlpbench {__version__}"
-
-
-#: subcommands defined in other modules register themselves here (see ``_load_commands``)
-_EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,83 @@
+"""Memory readings: host peak RSS, CUDA peak allocated/reserved, and out-of-memory as a state."""
+
+from __future__ import annotations
+
+import resource
+import sys
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+import torch
+
+
+def host_peak_rss_bytes() -> int:
+    """Peak resident set size of this process so far (``getrusage`` high-water mark).
+
+    The mark never goes down, so a per-point figure needs a fresh process per point; the
+    sweep runs each point in one (see :mod:`mlpbench.sweep`).
+    """
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
+
+
+def host_rss_bytes() -> int:
+    """Current resident set size of this process."""
+    return psutil.Process().memory_info().rss
+
+
+@dataclass(frozen=True)
+class CudaPeak:
+    """CUDA memory high-water marks over a region, in bytes."""
+
+    allocated: int
+    reserved: int
+
+
+@contextmanager
+def cuda_peak(device: torch.device):
+    """Record CUDA peak allocated/reserved bytes of the enclosed region.
+
+    Yields a one-element list that holds a :class:`CudaPeak` after the block (``None`` on
+    CPU, where CUDA statistics do not apply).
+    """
+    box: list[CudaPeak | None] = [None]
+    if device.type != "cuda":
+        yield box
+        return
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    try:
+        yield box
+    finally:
+        torch.cuda.synchronize(device)
+        box[0] = CudaPeak(torch.cuda.max_memory_allocated(device),
+                          torch.cuda.max_memory_reserved(device))
+
+
+def is_oom(exc: BaseException) -> bool:
+    """Whether an exception is an out-of-memory condition (CUDA or host allocator)."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and ("out of memory" in str(exc).lower()
+                                              or "can't allocate memory" in str(exc).lower())
+
+
+def release(device: torch.device) -> None:
+    """Return cached blocks after an OOM so the next point starts clean."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+
+
+def run_guarded(fn: Callable[[], Any], device: torch.device) -> tuple[str, Any]:
+    """Run ``fn``; return ``("ok", value)`` or ``("oom", message)`` on out-of-memory."""
+    try:
+        return "ok", fn()
+    except Exception as exc:  # noqa: BLE001 - OOM is a result; everything else re-raises
+        if not is_oom(exc):
+            raise
+        release(device)
+        return "oom", str(exc).splitlines()[0][:200]

@@ -1,0 +1,147 @@
+"""The measured phases of running and training an MLP, as ready-to-time callables.
+
+=============  ==============================================================  ==============
+phase          what one call does                                              FLOPs/sample
+=============  ==============================================================  ==============
+``infer``      forward under ``torch.no_grad``                                 forward
+``forward``    forward with the autograd graph recorded                        forward
+``backward``   ``loss.backward()``; the forward runs untimed before each call  backward
+``train_sgd``  zero_grad + forward + MSE loss + backward + SGD step            fwd + bwd
+``train_adam`` the same with Adam                                              fwd + bwd
+=============  ==============================================================  ==============
+
+A :class:`Bench` holds a model, a fixed batch and targets; :func:`phase_callable` returns
+``(fn, setup)`` for :func:`mlpbench.timing.measure`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from mlpbench.errors import UsageError
+from mlpbench.models import build_keras, build_torch, torch_dtype
+from mlpbench.spec import MLPSpec
+
+PHASES = ("infer", "forward", "backward", "train_sgd", "train_adam")
+FRAMEWORKS = ("torch", "keras")
+#: phases the Keras API exposes as one call (its forward and backward are not separable)
+KERAS_PHASES = ("infer", "train_sgd", "train_adam")
+#: learning rates small enough that a benchmark's repeated steps stay finite
+SGD_LR = 1e-3
+ADAM_LR = 1e-4
+
+
+def phase_flops(spec: MLPSpec, phase: str) -> int:
+    """Matmul FLOPs per sample of a phase (the term a matmul peak can be compared with)."""
+    fwd, bwd = spec.forward_flops().matmul, spec.backward_flops().matmul
+    return {"infer": fwd, "forward": fwd, "backward": bwd,
+            "train_sgd": fwd + bwd, "train_adam": fwd + bwd}[phase]
+
+
+def check_phase(phase: str, framework: str = "torch") -> None:
+    if framework not in FRAMEWORKS:
+        raise UsageError(f"unknown framework {framework!r}; choose from {', '.join(FRAMEWORKS)}")
+    if phase not in PHASES:
+        raise UsageError(f"unknown phase {phase!r}; choose from {', '.join(PHASES)}")
+
+
+@dataclass
+class Bench:
+    """A model and one fixed batch on a device, ready for timing."""
+
+    spec: MLPSpec
+    model: Any
+    x: torch.Tensor
+    y: torch.Tensor
+    framework: str
+    device: torch.device
+    dtype: str
+
+
+def make_bench(spec: MLPSpec, *, batch: int, device: torch.device, dtype: str = "fp32",
+               framework: str = "torch", seed: int = 0) -> Bench:
+    """Build the model and a seeded random batch (inputs and regression targets)."""
+    check_phase(PHASES[0], framework)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, spec.input_dim, generator=gen)
+    y = torch.randn(batch, spec.output_dim, generator=gen)
+    tdtype = torch_dtype(dtype)
+    x, y = x.to(device=device, dtype=tdtype), y.to(device=device, dtype=tdtype)
+    if framework == "torch":
+        model = build_torch(spec, seed=seed, dtype=dtype, device=device)
+    else:
+        model = build_keras(spec, seed=seed, dtype=dtype)
+        _check_keras_device(device)
+    return Bench(spec, model, x, y, framework, device, dtype)
+
+
+def _check_keras_device(device: torch.device) -> None:
+    from keras.src.backend.torch.core import get_device
+
+    keras_device = torch.device(get_device())
+    if keras_device.type != device.type:
+        raise UsageError(f"Keras runs on {keras_device.type} here, not {device.type}; "
+                         "set KERAS_TORCH_DEVICE accordingly")
+
+
+def phase_callable(bench: Bench, phase: str) -> tuple[Callable[[], Any], Callable[[], Any] | None]:
+    """``(fn, setup)`` timing ``phase`` on ``bench``; ``setup`` is ``None`` when not needed."""
+    check_phase(phase, bench.framework)
+    if bench.framework == "keras":
+        return _keras_phase(bench, phase), None
+    return _torch_phase(bench, phase)
+
+
+def _torch_phase(bench: Bench, phase: str):
+    model: nn.Module = bench.model
+    x, y = bench.x, bench.y
+    loss_fn = nn.MSELoss()
+    if phase == "infer":
+        def infer():
+            with torch.no_grad():
+                return model(x)
+        return infer, None
+    if phase == "forward":
+        return (lambda: model(x)), None
+    if phase == "backward":
+        box: list[torch.Tensor] = []
+
+        def forward():
+            model.zero_grad(set_to_none=True)
+            box[:] = [loss_fn(model(x), y)]
+
+        return (lambda: box[0].backward()), forward
+    opt = (torch.optim.SGD(model.parameters(), lr=SGD_LR) if phase == "train_sgd"
+           else torch.optim.Adam(model.parameters(), lr=ADAM_LR))
+
+    def train_step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return train_step, None
+
+
+def _keras_phase(bench: Bench, phase: str):
+    import keras
+
+    model = bench.model
+    if phase not in KERAS_PHASES:
+        raise UsageError(f"phase {phase!r} is not separable through the Keras API "
+                         f"(Keras phases: {', '.join(KERAS_PHASES)})")
+    if phase == "infer":
+        def infer():
+            with torch.no_grad():
+                return model(bench.x, training=False)
+        return infer
+    opt = (keras.optimizers.SGD(learning_rate=SGD_LR) if phase == "train_sgd"
+           else keras.optimizers.Adam(learning_rate=ADAM_LR))
+    model.compile(optimizer=opt, loss="mse")
+    return lambda: model.train_on_batch(bench.x, bench.y)

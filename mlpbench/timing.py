@@ -1,0 +1,140 @@
+"""Measuring: warm-up, blocked repeats, device synchronization. Statistics live on
+:class:`Measurement`; presentation lives elsewhere.
+
+The scheme follows ``torch.utils.benchmark.Timer.blocked_autorange``: calls are grouped into
+blocks long enough that timer overhead is negligible, and each block yields one sample of
+the per-call time. On CUDA the device is synchronized before the clock starts and before it
+stops, so a sample covers the kernels, not just their launch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from mlpbench.devices import synchronize
+
+#: IQR/median above this makes a measurement noisy (torch.utils.benchmark uses the same 10%)
+NOISY_REL_IQR = 0.10
+
+
+@dataclass(frozen=True)
+class TimerConfig:
+    """How long and how often to measure one callable."""
+
+    warmup: int = 2  # untimed calls first: allocator, caches, lazy init, cuBLAS handles
+    min_samples: int = 5  # never fewer samples than this (Mann-Whitney needs >= 6 per side in asv)
+    max_samples: int = 100  # hard cap on samples
+    budget_s: float = 1.0  # stop taking samples after this much timed time (once min_samples)
+    min_block_s: float = 0.01  # one sample lasts at least this: perf_counter overhead < 0.01%
+    target_rel_iqr: float | None = None  # stop early when IQR/median falls below this
+
+    def __post_init__(self) -> None:
+        if self.warmup < 0 or self.min_samples < 1 or self.max_samples < self.min_samples:
+            raise ValueError(f"invalid timer configuration {self}")
+        if self.budget_s <= 0 or self.min_block_s < 0:
+            raise ValueError(f"invalid timer configuration {self}")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Per-call times of one callable, one entry per sample (block time / ``number``)."""
+
+    times: tuple[float, ...]
+    number: int = 1  # calls per sample
+    label: str = ""
+    warnings: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not self.times:
+            raise ValueError("a measurement needs at least one sample")
+        if not self.warnings and self.n >= 4 and self.rel_iqr > NOISY_REL_IQR:
+            object.__setattr__(self, "warnings", (
+                f"noisy: IQR/median = {self.rel_iqr:.0%} > {NOISY_REL_IQR:.0%}",))
+
+    @property
+    def n(self) -> int:
+        return len(self.times)
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.times))
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.times))
+
+    @property
+    def iqr(self) -> float:
+        q1, q3 = np.percentile(self.times, [25, 75])
+        return float(q3 - q1)
+
+    @property
+    def rel_iqr(self) -> float:
+        return self.iqr / self.median if self.median > 0 else math.inf
+
+    def as_dict(self) -> dict[str, object]:
+        return {"median_s": self.median, "mean_s": self.mean, "iqr_s": self.iqr,
+                "n_samples": self.n, "calls_per_sample": self.number,
+                "warnings": "; ".join(self.warnings)}
+
+
+def measure(fn: Callable[[], object], *, device: torch.device | str = "cpu",
+            config: TimerConfig = TimerConfig(), setup: Callable[[], object] | None = None,
+            label: str = "", clock: Callable[[], float] = time.perf_counter) -> Measurement:
+    """Time ``fn`` after a warm-up; return a :class:`Measurement` of per-call seconds.
+
+    Parameters
+    ----------
+    fn
+        The work to time.
+    device
+        Synchronized before each sample's clock starts and before it stops.
+    config
+        Warm-up, sample counts and time budget.
+    setup
+        Untimed work before every call (e.g. the forward pass before a timed backward).
+        With a setup each sample is a single call.
+    clock
+        Seconds as float; injectable for tests.
+    """
+    dev = torch.device(device)
+    for _ in range(config.warmup):
+        if setup is not None:
+            setup()
+        fn()
+    synchronize(dev)
+
+    def sample(number: int) -> float:
+        if setup is not None:
+            setup()
+        synchronize(dev)
+        start = clock()
+        for _ in range(number):
+            fn()
+        synchronize(dev)
+        return clock() - start
+
+    first = sample(1)
+    number = 1
+    if setup is None and 0 < first < config.min_block_s:
+        number = min(10**6, math.ceil(config.min_block_s / first))
+    times: list[float] = [] if number > 1 else [first]
+    spent = first
+    while len(times) < config.max_samples:
+        if len(times) >= config.min_samples:
+            if spent >= config.budget_s:
+                break
+            if config.target_rel_iqr is not None and len(times) >= 4:
+                q1, q3 = np.percentile(times, [25, 75])
+                if (q3 - q1) / np.median(times) < config.target_rel_iqr:
+                    break
+        elapsed = sample(number)
+        spent += elapsed
+        times.append(elapsed / number)
+    return Measurement(times=tuple(times), number=number, label=label)
