@@ -92,7 +92,67 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="time forward/backward/training over a grid of MLPs")
     _sweep_args(p)
     p.set_defaults(func=cmd_sweep)
+    p = sub.add_parser("converge", help="optimizers to a target loss: steps, time, evaluations")
+    p.add_argument("--workload", "-W", action="append",
+                   help="quadratic, teacher, mixture, local_minima (repeatable; default teacher)")
+    p.add_argument("--optimizer", "-O", action="append",
+                   help="e.g. 'sgd[lr=0.1,batch=32]' (repeatable; default: all first-order)")
+    p.add_argument("--seeds", type=int, default=5, help="number of seeds (0..N-1)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--max-steps", type=int, default=2000)
+    p.add_argument("--max-seconds", type=float, default=30.0)
+    p.add_argument("--max-grad-evals", type=float, default=float("inf"))
+    p.add_argument("--eval-every", type=int, default=1)
+    p.add_argument("--lr-grid", help="learning-rate sensitivity: LO:HI:N (log-spaced)")
+    p.add_argument("--minima", action="store_true",
+                   help="also run GD vs SGD on the local-minima problem")
+    p.add_argument("--out", "-o", default="runs/converge")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_converge)
     return parser
+
+
+def cmd_converge(args: argparse.Namespace) -> int:
+    from mlpbench.convergence import (
+        DEFAULT_OPTIMIZERS,
+        Budget,
+        RunSettings,
+        converge_to_dir,
+        lr_grid,
+    )
+    from mlpbench.devices import device_skip_reason, resolve_device
+
+    reason = device_skip_reason(resolve_device(args.device))
+    if reason:
+        raise UsageError(f"cannot run on {args.device}: {reason}")
+    if args.seeds <= 0:
+        raise UsageError(f"--seeds must be positive, got {args.seeds}")
+    lrs = ()
+    if args.lr_grid:
+        try:
+            lo, hi, num = args.lr_grid.split(":")
+            lrs = lr_grid(float(lo), float(hi), int(num))
+        except ValueError:
+            raise UsageError(f"--lr-grid must be LO:HI:N, got {args.lr_grid!r}") from None
+    tables = converge_to_dir(
+        args.out, workloads=args.workload or ["teacher"],
+        optimizers=args.optimizer or list(DEFAULT_OPTIMIZERS), seeds=list(range(args.seeds)),
+        device=args.device,
+        budget=Budget(args.max_steps, args.max_seconds, args.max_grad_evals),
+        settings=RunSettings(eval_every=args.eval_every), lr_values=lrs, minima=args.minima,
+        progress=not args.quiet)
+    agg = tables["converge_agg"]
+    cols = ["workload", "optimizer", "reached", "runs", "steps_median", "time_median",
+            "evals_median", "final_loss_median"]
+    print(agg[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if "lr_best" in tables:
+        print("\nbest learning rate per optimizer:")
+        print(tables["lr_best"].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if "minima" in tables:
+        print("\nGD vs SGD on local_minima (fraction of seeds reaching the global minimum):")
+        print(tables["minima"].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"results: {args.out}/")
+    return 0
 
 
 def _ints(text: str) -> tuple[int, ...]:

@@ -10,7 +10,6 @@ the point in flight, and ``resume=True`` continues where it stopped.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -43,12 +42,13 @@ from mlpbench.phases import (
     phase_callable,
     phase_flops,
 )
+from mlpbench.results import prepare_out, write_meta, write_table
 from mlpbench.spec import MLPSpec
 from mlpbench.summary import format_bytes
 from mlpbench.timing import TimerConfig, measure
 
 SWEEP_DTYPES = ("fp32", "bf16")
-CSV_NAME, JSON_NAME = "sweep.csv", "sweep.json"
+CSV_NAME = "sweep.csv"
 POINT_KEYS = ("device", "dtype", "framework", "input_dim", "width", "depth", "batch")
 
 
@@ -284,33 +284,11 @@ class _Runner:
             self.pool = None
 
 
-def prepare_out(out: str | os.PathLike, resume: bool) -> Path:
-    """Create ``out``; refuse to overwrite earlier results unless resuming."""
-    path = Path(out)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise UsageError(f"cannot write to --out {str(path)!r}: {exc.strerror or exc}") from None
-    if (path / CSV_NAME).exists() and not resume:
-        raise UsageError(f"{path / CSV_NAME} already holds results; pass --resume to continue "
-                         "it or choose another --out")
-    return path
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def save(out: Path, rows: list[dict], meta: dict[str, Any]) -> pd.DataFrame:
     """Rewrite the results table and its metadata atomically."""
     frame = pd.DataFrame(rows)
-    _atomic_write(out / CSV_NAME, frame.to_csv(index=False))
-    _atomic_write(out / JSON_NAME, json.dumps(meta, indent=2, default=str))
+    write_table(out, "sweep", frame)
+    write_meta(out, "sweep", meta)
     return frame
 
 
@@ -351,7 +329,7 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, resume: bool = Fal
     """
     from tqdm.auto import tqdm
 
-    out_dir = prepare_out(out, resume)
+    out_dir = prepare_out(out, CSV_NAME, resume)
     rows = load_rows(out_dir) if resume else []
     done = measured_keys(rows)
     rows = [r for r in rows if "|".join(str(r[k]) for k in POINT_KEYS) in done]
