@@ -125,15 +125,18 @@ def run(workload: Workload, optimizer: str, *, seed: int = 0, budget: Budget = B
         status = "diverged"
     elif loss0 <= workload.target_loss:
         status = "target"
+    objective = Objective(model, workload.x_train, workload.y_train, workload.loss_fn, counters)
+    cuda = device.type == "cuda"
     while status == "budget" and step < budget.max_steps:
         idx = batches.next()
-        x, y = ((workload.x_train, workload.y_train) if idx is None
-                else (workload.x_train[idx], workload.y_train[idx]))
-        objective = Objective(model, x, y, workload.loss_fn, counters)
-        synchronize(device)
+        if idx is not None:
+            objective.x, objective.y = workload.x_train[idx], workload.y_train[idx]
+        if cuda:
+            synchronize(device)
         start = time.perf_counter()
         opt.step(objective)
-        synchronize(device)
+        if cuda:
+            synchronize(device)
         clock += time.perf_counter() - start
         step += 1
         if step % settings.eval_every and step < budget.max_steps:

@@ -39,9 +39,13 @@ class Objective:
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     counters: Counters = field(default_factory=Counters)
 
+    def __post_init__(self) -> None:
+        # walking the module tree each step costs ~5% of a small model's step
+        self._params = list(self.model.parameters())
+
     def closure(self) -> torch.Tensor:
         """Zero the gradients, evaluate the loss, backpropagate; return the loss."""
-        for p in self.model.parameters():
+        for p in self._params:
             p.grad = None
         loss = self.loss_fn(self.model(self.x), self.y)
         loss.backward()
