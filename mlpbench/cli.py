@@ -109,7 +109,68 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", default="runs/converge")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_converge)
+
+    p = sub.add_parser("newton-cost",
+                       help="cost of Newton vs first-order steps as P grows; the Newton wall")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--widths", type=_ints, help="grid widths (d=10, L=2); default 8..2048")
+    p.add_argument("--no-target", action="store_true",
+                   help="leave out the 10^7-parameter network")
+    p.add_argument("--method", choices=["all", "newton", "newton_cg", "first_order"],
+                   default="all", help="which operations to measure")
+    p.add_argument("--input-dim", "-d", type=int, help="measure this one network instead")
+    p.add_argument("--width", "-w", type=int)
+    p.add_argument("--depth", "-L", type=int)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--cg-iters", type=int, default=10)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--max-op-seconds", type=float, default=60.0)
+    p.add_argument("--per-cost", action="store_true",
+                   help="also race Newton, Newton-CG and first-order methods to a target")
+    p.add_argument("--out", "-o", default="runs/newton")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_newton_cost)
     return parser
+
+
+def cmd_newton_cost(args: argparse.Namespace) -> int:
+    from mlpbench.newton_cost import (
+        DEFAULT_WIDTHS,
+        METHOD_OPERATIONS,
+        OPERATIONS,
+        CostConfig,
+        cost_to_dir,
+        report_text,
+    )
+    from mlpbench.spec import MLPSpec
+
+    one = (args.input_dim, args.width, args.depth)
+    networks = ()
+    if any(v is not None for v in one):
+        if any(v is None for v in one):
+            raise UsageError("give all of --input-dim, --width and --depth for one network")
+        networks = (MLPSpec(*one),)
+    cfg = CostConfig(widths=args.widths or DEFAULT_WIDTHS, include_target=not args.no_target,
+                     batch=args.batch, cg_iters=args.cg_iters, device=args.device,
+                     threads=args.threads, max_op_seconds=args.max_op_seconds,
+                     operations=METHOD_OPERATIONS.get(args.method, OPERATIONS),
+                     networks=networks)
+    from mlpbench.devices import device_skip_reason, resolve_device
+
+    reason = device_skip_reason(resolve_device(args.device))
+    if reason:
+        raise UsageError(f"cannot run on {args.device}: {reason}")
+    result = cost_to_dir(args.out, cfg, progress=not args.quiet, per_cost=args.per_cost,
+                         refuse=args.method == "newton")
+    print(report_text(result))
+    if "per_cost" in result:
+        print("\nconvergence per unit of cost (teacher-student, median over seeds):")
+        print(result["per_cost"].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        loses = result["per_cost_verdict"]["newton_loses_from_params"]
+        print("exact Newton loses on wall time from P = "
+              + (f"{loses:,}" if loses else "never, in this grid"))
+    print(f"results: {args.out}/")
+    return 0
 
 
 def cmd_converge(args: argparse.Namespace) -> int:

@@ -81,3 +81,43 @@ def run_guarded(fn: Callable[[], Any], device: torch.device) -> tuple[str, Any]:
             raise
         release(device)
         return "oom", str(exc).splitlines()[0][:200]
+
+
+def _vm_hwm_bytes() -> int | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def reset_host_peak() -> bool:
+    """Reset this process's peak RSS (Linux ``clear_refs`` 5); ``False`` where unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def host_peak():
+    """Peak host RSS over the enclosed region, as bytes above the RSS at its start.
+
+    Yields a one-element list holding the figure after the block; NaN where the kernel
+    cannot reset the high-water mark (non-Linux), since the process-wide mark would
+    then include earlier regions.
+    """
+    box: list[float] = [float("nan")]
+    start = host_rss_bytes()
+    ok = reset_host_peak()
+    try:
+        yield box
+    finally:
+        hwm = _vm_hwm_bytes()
+        if ok and hwm is not None:
+            box[0] = float(max(0, hwm - start))

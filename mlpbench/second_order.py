@@ -30,11 +30,11 @@ def flat_params(model: nn.Module) -> torch.Tensor:
 
 def unflatten(model: nn.Module, theta: torch.Tensor) -> dict[str, torch.Tensor]:
     """Split a flat vector into ``{name: tensor}`` shaped like ``model``'s parameters."""
-    out, i = {}, 0
-    for name, p in model.named_parameters():
-        out[name] = theta[i:i + p.numel()].view_as(p)
-        i += p.numel()
-    return out
+    named = list(model.named_parameters())
+    # split (not slicing): its backward concatenates, where slices would each scatter
+    # into a P-sized zero tensor, making the gradient O(P x layers)
+    pieces = theta.split([p.numel() for _, p in named])
+    return {name: piece.view_as(p) for (name, p), piece in zip(named, pieces, strict=True)}
 
 
 def flat_loss(model: nn.Module, loss_fn: LossFn, x: torch.Tensor,

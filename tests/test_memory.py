@@ -1,0 +1,43 @@
+import sys
+
+import pytest
+import torch
+
+from mlpbench.memory import host_peak, is_oom, run_guarded
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux clear_refs only")
+def test_host_peak_sees_a_transient_allocation():
+    with host_peak() as small:
+        torch.ones(10)
+    with host_peak() as big:
+        t = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+        del t
+    assert big[0] >= 60 * 2**20
+    assert small[0] < 16 * 2**20  # the reset works: the earlier 64 MiB is not counted
+
+
+def test_oom_classification_and_guard():
+    assert is_oom(MemoryError())
+    assert is_oom(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"))
+    assert not is_oom(RuntimeError("shape mismatch"))
+
+    def boom():
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried 10 TB")
+
+    status, msg = run_guarded(boom, torch.device("cpu"))
+    assert status == "oom" and "allocate" in msg
+    assert run_guarded(lambda: 3, torch.device("cpu")) == ("ok", 3)
+    with pytest.raises(ValueError):
+        run_guarded(lambda: (_ for _ in ()).throw(ValueError("x")), torch.device("cpu"))
+
+
+@pytest.mark.gpu
+def test_cuda_peak_region():
+    from mlpbench.memory import cuda_peak
+
+    dev = torch.device("cuda")
+    with cuda_peak(dev) as box:
+        t = torch.empty(2**20, device=dev)
+        del t
+    assert box[0].allocated >= 4 * 2**20
