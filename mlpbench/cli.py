@@ -130,7 +130,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", default="runs/newton")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_newton_cost)
+
+    p = sub.add_parser("regress", help="CI regression check: compare two commits' asv results")
+    p.add_argument("base", help="base commit (e.g. origin/main)")
+    p.add_argument("head", help="commit under test (e.g. HEAD)")
+    p.add_argument("--factor", type=float, default=1.1,
+                   help="flag a benchmark slower than this ratio (and significant)")
+    p.add_argument("--bench", "-b", help="asv benchmark regex (with --run)")
+    p.add_argument("--machine", help="asv machine name")
+    p.add_argument("--config", default="asv.conf.json")
+    p.add_argument("--run", action="store_true",
+                   help="run both commits first (asv's own virtualenv mode)")
+    p.add_argument("--quick", action="store_true", help="with --run: one sample per point")
+    p.set_defaults(func=cmd_regress)
     return parser
+
+
+def cmd_regress(args: argparse.Namespace) -> int:
+    from mlpbench.regress import regress
+
+    return regress(args.base, args.head, factor=args.factor, bench=args.bench,
+                   machine=args.machine, config=args.config, run=args.run, quick=args.quick)
 
 
 def cmd_newton_cost(args: argparse.Namespace) -> int:

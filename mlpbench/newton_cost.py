@@ -115,7 +115,7 @@ def predicted_op_bytes(spec: MLPSpec, op: str, batch: int, element: int = 4) -> 
     raise UsageError(f"unknown operation {op!r}")
 
 
-def _operation(op: str, spec: MLPSpec, model, x, y, cfg: CostConfig,
+def operation_callable(op: str, spec: MLPSpec, model, x, y, cfg: CostConfig,
                state: dict[str, Any]) -> Callable[[], Any]:
     """A callable performing one ``op`` on the model and batch."""
     f, theta = flat_loss(model, mse, x, y)
@@ -218,7 +218,7 @@ def _run_op(op, spec, x, y, cfg, state, usable, done, device) -> dict[str, Any]:
     model = build_torch(spec, seed=cfg.seed, device=device)
     try:
         with cuda_peak(device) as cbox, host_peak() as hbox:
-            fn = _operation(op, spec, model, x, y, cfg, state)
+            fn = operation_callable(op, spec, model, x, y, cfg, state)
             m = _measure_op(fn, device, cfg)
     except Exception as exc:  # noqa: BLE001 - OOM is a result; anything else is 'failed'
         release(device)

@@ -1,0 +1,147 @@
+"""Forward, backward and training-step time over device x input_dim x width x depth."""
+
+from mlpbench.peak import get_peak
+from mlpbench.phases import make_bench, phase_callable, phase_flops
+from mlpbench.spec import MLPSpec
+from mlpbench.sweep import predicted_bytes
+from mlpbench.timing import TimerConfig, measure
+
+from .common import (
+    DEVICES,
+    REPEAT,
+    device_or_skip,
+    set_threads_from_env,
+    skip_if_heavy,
+    skip_if_too_big,
+    synced,
+)
+
+WIDTHS = [64, 1000, 4096]
+DEPTHS = [2, 10]
+
+
+def _prepare(device_name, d, width, depth, batch, phases):
+    set_threads_from_env()
+    device = device_or_skip(device_name)
+    spec = MLPSpec(d, width, depth)
+    for ph in phases:
+        skip_if_too_big(predicted_bytes(spec, ph, "fp32", batch), device)
+        skip_if_heavy(phase_flops(spec, ph) * batch, f"{ph} point")
+    bench = make_bench(spec, batch=batch, device=device)
+    return spec, device, bench
+
+
+class ForwardBackward:
+    """Inference forward, forward with graph, and forward + backward, at batch 256.
+
+    asv has no untimed per-call setup, so the backward is timed with its forward; the sweep
+    (``mlpbench sweep``) times the backward alone.
+    """
+
+    params = (DEVICES, [10, 100], WIDTHS, DEPTHS)
+    param_names = ["device", "input_dim", "width", "depth"]
+    repeat = REPEAT
+    timeout = 600
+    batch = 256
+
+    def setup(self, device, input_dim, width, depth):
+        self.spec, self.device, self.bench = _prepare(
+            device, input_dim, width, depth, self.batch, ("forward", "backward"))
+        self.calls = {ph: phase_callable(self.bench, ph) for ph in ("infer", "forward",
+                                                                    "backward")}
+        self.loss = None
+
+    def time_infer(self, *args):
+        synced(self.calls["infer"][0], self.device)()
+
+    def time_forward(self, *args):
+        synced(self.calls["forward"][0], self.device)()
+
+    def time_forward_backward(self, *args):
+        fn, setup = self.calls["backward"]
+        setup()
+        synced(fn, self.device)()
+
+
+class TrainStep:
+    """zero_grad + forward + MSE + backward + optimizer step, at input_dim 100."""
+
+    params = (DEVICES, WIDTHS, DEPTHS, [32, 1024], ["sgd", "adam"])
+    param_names = ["device", "width", "depth", "batch", "optimizer"]
+    repeat = REPEAT
+    timeout = 600
+
+    def setup(self, device, width, depth, batch, optimizer):
+        phase = f"train_{optimizer}"
+        self.spec, self.device, self.bench = _prepare(device, 100, width, depth, batch, (phase,))
+        self.step = synced(phase_callable(self.bench, phase)[0], self.device)
+        self.step()  # warm-up: allocator, optimizer state
+
+    def time_step(self, *args):
+        self.step()
+
+    def peakmem_step(self, *args):
+        self.step()
+
+
+class Throughput:
+    """Training-step throughput (SGD, batch 1024) against the device's measured matmul peak."""
+
+    params = (DEVICES, WIDTHS, DEPTHS)
+    param_names = ["device", "width", "depth"]
+    timeout = 600
+    batch = 1024
+
+    def setup(self, device, width, depth):
+        self.spec, self.device, self.bench = _prepare(device, 100, width, depth, self.batch,
+                                                      ("train_sgd",))
+        self.m = measure(synced(phase_callable(self.bench, "train_sgd")[0], self.device),
+                         device=self.device, config=TimerConfig(budget_s=1.0))
+        self.gflops = phase_flops(self.spec, "train_sgd") * self.batch / self.m.median / 1e9
+
+    def track_samples_per_s(self, *args):
+        return self.batch / self.m.median
+
+    track_samples_per_s.unit = "samples/s"
+
+    def track_gflops(self, *args):
+        return self.gflops
+
+    track_gflops.unit = "GFLOP/s"
+
+    def track_peak_fraction(self, *args):
+        return self.gflops / get_peak(self.device.type, "fp32").gflops
+
+    track_peak_fraction.unit = "fraction of measured fp32 matmul peak"
+
+
+class CudaMemory:
+    """CUDA peak allocated / reserved bytes of one Adam training step (batch 1024)."""
+
+    params = (["cuda"], WIDTHS, DEPTHS)
+    param_names = ["device", "width", "depth"]
+    timeout = 600
+
+    def setup(self, device, width, depth):
+        import torch
+
+        from mlpbench.memory import cuda_peak
+
+        self.spec, self.device, self.bench = _prepare(device, 100, width, depth, 1024,
+                                                      ("train_adam",))
+        step = phase_callable(self.bench, "train_adam")[0]
+        step()
+        torch.cuda.synchronize(self.device)
+        with cuda_peak(self.device) as box:
+            step()
+        self.peak = box[0]
+
+    def track_peak_allocated(self, *args):
+        return self.peak.allocated
+
+    track_peak_allocated.unit = "bytes"
+
+    def track_peak_reserved(self, *args):
+        return self.peak.reserved
+
+    track_peak_reserved.unit = "bytes"

@@ -1,0 +1,71 @@
+"""Optimizer-step time per optimizer, and convergence to a target on small problems."""
+
+from mlpbench.convergence import Budget, run
+from mlpbench.optimizers import make_optimizer
+from mlpbench.optimizers.base import Objective
+from mlpbench.phases import make_bench
+from mlpbench.spec import MLPSpec
+from mlpbench.workloads import make_workload, mse
+
+from .common import DEVICES, REPEAT, device_or_skip, set_threads_from_env, synced
+
+STEP_OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad",
+                   "lbfgs"]
+
+
+class OptimizerStep:
+    """One full step (closure: forward, loss, backward; then the update) at d=100,
+    n_h=1000, L=2 (P = 1,103,001), batch 256."""
+
+    params = (DEVICES, STEP_OPTIMIZERS)
+    param_names = ["device", "optimizer"]
+    repeat = REPEAT
+
+    def setup(self, device, optimizer):
+        set_threads_from_env()
+        self.device = device_or_skip(device)
+        bench = make_bench(MLPSpec(100, 1000, 2), batch=256, device=self.device)
+        # a tiny learning rate keeps repeated steps finite; batch=full: the bench's batch
+        name = "lbfgs[lr=1e-6]" if optimizer == "lbfgs" else f"{optimizer}[lr=1e-6,batch=full]"
+        opt = make_optimizer(name, bench.model)
+        objective = Objective(bench.model, bench.x, bench.y, mse)
+        self.step = synced(lambda: opt.step(objective), self.device)
+        self.step()
+
+    def time_step(self, *args):
+        self.step()
+
+
+CONVERGE_OPTIMIZERS = ["gd[lr=0.1]", "sgd[lr=0.1,batch=32]", "adam[lr=0.01,batch=32]", "lbfgs"]
+
+
+class Convergence:
+    """Steps, optimizer seconds and gradient evaluations to the workload's target (seed 0,
+    CPU: deterministic). A run that misses the target reports NaN (asv: skipped)."""
+
+    params = (["quadratic", "teacher"], CONVERGE_OPTIMIZERS)
+    param_names = ["workload", "optimizer"]
+    timeout = 300
+
+    def setup(self, workload, optimizer):
+        set_threads_from_env()
+        self.result = run(make_workload(workload), optimizer, seed=0,
+                          budget=Budget(max_steps=5000, max_seconds=60))
+
+    def _value(self, key):
+        return float(getattr(self.result, key))  # NaN when the target was missed
+
+    def track_steps_to_target(self, *args):
+        return self._value("steps_to_target")
+
+    track_steps_to_target.unit = "steps"
+
+    def track_time_to_target(self, *args):
+        return self._value("time_to_target")
+
+    track_time_to_target.unit = "seconds"
+
+    def track_grad_evals_to_target(self, *args):
+        return self._value("grad_evals_to_target")
+
+    track_grad_evals_to_target.unit = "full-batch gradient evaluations"
