@@ -143,7 +143,76 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run both commits first (asv's own virtualenv mode)")
     p.add_argument("--quick", action="store_true", help="with --run: one sample per point")
     p.set_defaults(func=cmd_regress)
+
+    p = sub.add_parser("report", help="one self-contained HTML report of all results")
+    p.add_argument("--asv-results", help="asv results folder (e.g. results/asv)")
+    p.add_argument("--runs", nargs="+", default=[], help="mlpbench run folders")
+    p.add_argument("--reference", action="store_true",
+                   help="use the committed reference results (results/asv, results/runs/*)")
+    p.add_argument("--out", "-o", default="report.html")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("run", help="the main job: a default sweep, then its HTML report")
+    p.add_argument("--preset", choices=["quick", "default", "full"], default="default")
+    p.add_argument("--out", "-o", default="runs/main", help="results folder")
+    p.add_argument("--report", default="report.html")
+    p.add_argument("--all", action="store_true",
+                   help="also optimizer convergence and the Newton cost study")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_run)
     return parser
+
+
+def _reference_dirs() -> tuple[str | None, list[str]]:
+    from pathlib import Path
+
+    root = Path("results")
+    runs = sorted(str(p.parent) for p in root.glob("runs/**/*.csv"))
+    asv = root / "asv"
+    return (str(asv) if asv.is_dir() else None), sorted(set(runs))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from mlpbench.report import build_report
+
+    asv_dir, runs = args.asv_results, list(args.runs)
+    if args.reference:
+        ref_asv, ref_runs = _reference_dirs()
+        asv_dir = asv_dir or ref_asv
+        runs += ref_runs
+    path = build_report(asv_dir, runs, args.out)
+    print(f"report: {path}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mlpbench.report import build_report
+    from mlpbench.sweep import preset, run_sweep, summary_text
+
+    out = Path(args.out)
+    frame = run_sweep(preset(args.preset), out / "sweep", resume=args.resume,
+                      progress=not args.quiet)
+    print(summary_text(frame))
+    runs = [str(out / "sweep")]
+    if args.all:
+        from mlpbench.convergence import DEFAULT_OPTIMIZERS, converge_to_dir, lr_grid
+        from mlpbench.newton_cost import CostConfig, cost_to_dir, report_text
+
+        if not (args.resume and (out / "converge" / "converge.csv").exists()):
+            converge_to_dir(out / "converge", workloads=["teacher", "mixture"],
+                            optimizers=list(DEFAULT_OPTIMIZERS), seeds=list(range(5)),
+                            lr_values=lr_grid(1e-3, 1.0, 7), minima=True,
+                            progress=not args.quiet)
+        if not (args.resume and (out / "newton" / "newton_cost.csv").exists()):
+            print(report_text(cost_to_dir(out / "newton", CostConfig(), per_cost=True,
+                                          progress=not args.quiet)))
+        runs += [str(out / "converge"), str(out / "newton")]
+    path = build_report(None, runs, args.report)
+    print(f"report: {path}")
+    return 0
 
 
 def cmd_regress(args: argparse.Namespace) -> int:

@@ -20,7 +20,8 @@ import pandas as pd
 
 from mlpbench.errors import UsageError
 
-KINDS = ("sweep", "converge", "trajectories", "lr_sensitivity", "lr_best", "minima",
+KINDS = ("sweep", "converge", "converge_agg", "trajectories", "lr_sensitivity", "lr_best",
+         "minima", "minima_runs",
          "newton_cost", "newton_fit", "newton_convergence")
 
 
