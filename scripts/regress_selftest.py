@@ -77,7 +77,7 @@ def commit(repo: Path, label: str, slowdown: float | None = None) -> str:
             text = text.replace("import torch\n", "import time\n\nimport torch\n", 1)
         phases.write_text(text)
     (repo / "SELFTEST").write_text(label + "\n")
-    git(repo, "add", "-A")
+    git(repo, "add", "SELFTEST", "mlpbench")  # never the asv results written meanwhile
     git(repo, "commit", "--quiet", "-m", f"selftest {label}")
     return git(repo, "rev-parse", "HEAD")
 
@@ -98,10 +98,13 @@ def verdict(repo: Path, base: str, other: str, factor: float) -> int:
     cwd = os.getcwd()
     os.chdir(repo)
     try:
-        return regress(base, other, factor=factor, machine=MACHINE,
+        code = regress(base, other, factor=factor, machine=MACHINE,
                        config=str(repo / "asv.conf.json"), echo=lines.append)
     finally:
         os.chdir(cwd)
+    if code not in (EXIT_OK, EXIT_REGRESSED):
+        print("\n".join(lines)[-3000:], file=sys.stderr)
+    return code
 
 
 def run_selftest(aa: int, factors: list[float], repeats: int, asv_factor: float,
