@@ -18,6 +18,7 @@ code    meaning
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -62,8 +63,8 @@ def _cells(line: str) -> list[str] | None:
     else:  # tabulate's plain style: the mark is the first column, possibly blank
         parts = line.split()
         cells = parts if parts and parts[0] in MARKS else ["", *parts]
-    if len(cells) != 5 or cells[0] == "Change" or set(cells[0]) <= set("-:") and cells[0]:
-        return None
+    if len(cells) != 5 or cells[0] == "Change" or re.fullmatch(r"[-:]{2,}", cells[0]):
+        return None  # not a row, the header, or the |----| separator
     return cells
 
 

@@ -25,6 +25,18 @@ KINDS = ("sweep", "converge", "converge_agg", "trajectories", "lr_sensitivity", 
          "newton_cost", "newton_fit", "newton_convergence")
 
 
+#: columns a table must have for the report to read it
+REQUIRED = {
+    "sweep": {"device", "framework", "phase", "params", "batch", "status", "median_s"},
+    "converge": {"workload", "optimizer", "seed", "status", "target_loss"},
+    "converge_agg": {"workload", "optimizer", "runs", "reached"},
+    "trajectories": {"workload", "optimizer", "seed", "step", "time_s", "train_loss"},
+    "lr_sensitivity": {"base", "lr", "final_loss", "time_to_target"},
+    "minima": {"optimizer", "fraction_global"},
+    "newton_cost": {"params", "op", "status", "median_s", "device"},
+}
+
+
 def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
     tmp = path.with_name(path.name + ".tmp")
@@ -97,6 +109,10 @@ def load_runs(dirs: Iterable[str | os.PathLike]) -> dict[str, pd.DataFrame]:
             frame = read_table(csv)
             if frame.empty:
                 continue
+            missing = REQUIRED.get(csv.stem, set()) - set(frame.columns)
+            if missing:
+                raise UsageError(f"malformed results table {csv}: missing columns "
+                                 f"{', '.join(sorted(missing))}")
             meta = read_meta(csv.with_suffix(".json"))
             frame = frame.assign(run_dir=str(csv.parent))
             if "machine_id" not in frame and meta.get("hardware"):
