@@ -64,15 +64,16 @@ class ForwardBackward:
 
 
 class TrainStep:
-    """zero_grad + forward + MSE + backward + optimizer step, at input_dim 100."""
+    """zero_grad + forward + MSE + backward + SGD step, at input_dim 100 (other optimizers:
+    ``bench_optimizers.OptimizerStep``)."""
 
-    params = (DEVICES, WIDTHS, DEPTHS, [32, 1024], ["sgd", "adam"])
-    param_names = ["device", "width", "depth", "batch", "optimizer"]
+    params = (DEVICES, WIDTHS, DEPTHS, [32, 1024])
+    param_names = ["device", "width", "depth", "batch"]
     repeat = REPEAT
     timeout = 600
 
-    def setup(self, device, width, depth, batch, optimizer):
-        phase = f"train_{optimizer}"
+    def setup(self, device, width, depth, batch):
+        phase = "train_sgd"
         self.spec, self.device, self.bench = _prepare(device, 100, width, depth, batch, (phase,))
         self.step = synced(phase_callable(self.bench, phase)[0], self.device)
         self.step()  # warm-up: allocator, optimizer state

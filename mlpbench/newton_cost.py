@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 
 from mlpbench.devices import (
     describe_hardware,
@@ -158,6 +157,8 @@ def _hessian_chunk(spec: MLPSpec, cfg: CostConfig, usable: int) -> int:
 
 def _fit(points: list[tuple[int, float]]):
     """Least-squares power law on the largest points: ``(exponent, intercept, r², n)``."""
+    from scipy import stats  # imported here: it costs asv's spawned benchmarks 0.5 s
+
     pts = sorted(points)[-4:]
     if len(pts) < 2:
         return None

@@ -177,7 +177,7 @@ def throughput_section(d: ReportData) -> Section:
         ts = asv_hw[asv_hw["benchmark"].str.endswith("TrainStep.time_step")
                     & (asv_hw["status"] == "ok")].copy()
         if len(ts):
-            ts["phase"] = "train_" + ts["optimizer"].astype(str)
+            ts["phase"] = "train_sgd"
             ts["params"] = ts["P"]
             ts["samples_per_s"] = ts["batch"].astype(float) / ts["value"]
             s.figure("asv TrainStep: samples per second against P (all batches)",
