@@ -39,6 +39,7 @@ class Comparison:
     improved: list[str] = field(default_factory=list)
     unchanged: int = 0  # compared, no significant change
     not_compared: int = 0  # skipped or missing on a side (n/a), or different versions
+    ratios: dict[str, float] = field(default_factory=dict)  # after/before, where comparable
 
     @property
     def exit_code(self) -> int:
@@ -76,6 +77,10 @@ def parse_compare(text: str) -> Comparison:
         if cells is None or "(" not in cells[4] and "." not in cells[4]:
             continue
         mark, before, after, name = cells[0], cells[1], cells[2], cells[4]
+        try:
+            out.ratios[name] = float(cells[3].lstrip("~").strip())
+        except ValueError:
+            pass
         if mark == "+":
             out.regressed.append(name)
         elif mark == "!":
@@ -99,12 +104,13 @@ def _asv(args: Sequence[str], config: str, env: dict | None = None) -> subproces
 
 def regress(base: str, head: str, *, factor: float = 1.1, bench: str | None = None,
             machine: str | None = None, config: str = "asv.conf.json", run: bool = False,
-            quick: bool = False, echo=print) -> int:
+            quick: bool = False, echo=print, details: dict | None = None) -> int:
     """Compare BASE and HEAD (running them first with ``run=True``); return an exit code.
 
     ``run=True`` uses ``asv run`` in asv's own virtualenv mode for each commit
     (``BASE^!``); in an existing environment run the benchmarks per checkout with
     ``asv run --python=same --set-commit-hash`` and compare with ``run=False``.
+    ``details``, when given, receives the parsed :class:`Comparison`.
     """
     if factor <= 1:
         echo(f"mlpbench: error: --factor must be > 1, got {factor}")
@@ -136,6 +142,8 @@ def regress(base: str, head: str, *, factor: float = 1.1, bench: str | None = No
         echo(f"COULD NOT RUN: asv compare exited {proc.returncode} without a comparison")
         return EXIT_CANNOT_RUN
     result = parse_compare(proc.stdout)
+    if details is not None:
+        details["comparison"] = result
     if not (result.regressed or result.failed or result.improved or result.unchanged):
         echo("COULD NOT RUN: no benchmark results in common for the two commits")
         return EXIT_CANNOT_RUN

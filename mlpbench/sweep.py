@@ -205,6 +205,8 @@ def measure_point(point: Point, config: SweepConfig, peaks: dict[str, float]) ->
     try:
         bench = make_bench(spec, batch=point.batch, device=device, dtype=point.dtype,
                            framework=point.framework, seed=config.seed)
+    except UsageError as exc:  # e.g. Keras placed on another device than asked
+        return skip_rows(point, config, "skipped", str(exc))
     except Exception as exc:  # noqa: BLE001 - an OOM building the point is a result
         if not is_oom(exc):
             raise

@@ -66,6 +66,14 @@ def _split(x: torch.Tensor, y: torch.Tensor, n_train: int):
     return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
 
 
+def _teacher_data(spec: MLPSpec, teacher_seed: int, n: int, data_seed: int):
+    """Gaussian inputs and a random teacher's outputs, normalized to zero mean, unit variance."""
+    x = torch.randn(n, spec.input_dim, generator=torch.Generator().manual_seed(data_seed))
+    with torch.no_grad():
+        y = build_torch(spec, seed=teacher_seed)(x)
+    return x, (y - y.mean()) / y.std()
+
+
 def _mlp_factory(spec: MLPSpec, device: torch.device, seed_offset: int = 0):
     return lambda seed: build_torch(spec, seed=seed + seed_offset, device=device)
 
@@ -100,13 +108,8 @@ def teacher(seed: int = 0, device: str | torch.device = "cpu", n_train: int = 51
             student_width: int = 32) -> Workload:
     """Regression on a random tanh teacher; targets normalized to unit variance."""
     device = torch.device(device)
-    gen = torch.Generator().manual_seed(seed)
     tspec = MLPSpec(dim, teacher_width, 2, activation="tanh")
-    t_model = build_torch(tspec, seed=10_000 + seed)
-    x = torch.randn(n_train + n_test, dim, generator=gen)
-    with torch.no_grad():
-        y = t_model(x)
-    y = (y - y.mean()) / y.std()
+    x, y = _teacher_data(tspec, 10_000 + seed, n_train + n_test, seed)
     sspec = MLPSpec(dim, student_width, 2, activation="tanh")
     xt, yt, xv, yv = (t.to(device) for t in _split(x, y, n_train))
     # target: 1% of the targets' variance left unexplained
@@ -116,10 +119,10 @@ def teacher(seed: int = 0, device: str | torch.device = "cpu", n_train: int = 51
 
 def mixture(seed: int = 0, device: str | torch.device = "cpu", n_train: int = 512,
             n_test: int = 512, dim: int = 10, classes: int = 4, width: int = 32) -> Workload:
-    """Gaussian-mixture classification: class means 3 standard deviations apart."""
+    """Gaussian-mixture classification: unit-variance clusters whose means have norm ~6."""
     device = torch.device(device)
     gen = torch.Generator().manual_seed(seed)
-    means = 3.0 * torch.randn(classes, dim, generator=gen) / dim**0.5 * 2
+    means = 6.0 * torch.randn(classes, dim, generator=gen) / dim**0.5
     labels = torch.randint(classes, (n_train + n_test,), generator=gen)
     x = means[labels] + torch.randn(n_train + n_test, dim, generator=gen)
     spec = MLPSpec(dim, width, 2, output_dim=classes)
@@ -138,13 +141,8 @@ def local_minima(seed: int = 0, device: str | torch.device = "cpu", n_train: int
     initialization.
     """
     device = torch.device(device)
-    gen = torch.Generator().manual_seed(seed)
     spec = MLPSpec(dim, width, 1, activation="relu")
-    t_model = build_torch(spec, seed=20_000 + seed)
-    x = torch.randn(n_train + n_test, dim, generator=gen)
-    with torch.no_grad():
-        y = t_model(x)
-    y = (y - y.mean()) / y.std()
+    x, y = _teacher_data(spec, 20_000 + seed, n_train + n_test, seed)
     xt, yt, xv, yv = (t.to(device) for t in _split(x, y, n_train))
     # 1e-3 of the unit target variance: only the teacher's basin gets this low
     return Workload("local_minima", xt, yt, xv, yv, mse, 1e-3,

@@ -93,18 +93,25 @@ def bench(repo: Path, sha: str) -> None:
         raise SystemExit(f"selftest: asv run failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
 
 
-def verdict(repo: Path, base: str, other: str, factor: float) -> int:
+def verdict(repo: Path, base: str, other: str, factor: float) -> tuple[int, dict]:
+    """Exit code of ``regress`` and the measured after/before ratio per benchmark."""
     lines: list[str] = []
+    details: dict = {}
     cwd = os.getcwd()
     os.chdir(repo)
     try:
         code = regress(base, other, factor=factor, machine=MACHINE,
-                       config=str(repo / "asv.conf.json"), echo=lines.append)
+                       config=str(repo / "asv.conf.json"), echo=lines.append, details=details)
     finally:
         os.chdir(cwd)
     if code not in (EXIT_OK, EXIT_REGRESSED):
         print("\n".join(lines)[-3000:], file=sys.stderr)
-    return code
+    comparison = details.get("comparison")
+    return code, (comparison.ratios if comparison else {})
+
+
+def _fmt(ratios: dict[str, float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in ratios.values())
 
 
 def run_selftest(aa: int, factors: list[float], repeats: int, asv_factor: float,
@@ -116,20 +123,24 @@ def run_selftest(aa: int, factors: list[float], repeats: int, asv_factor: float,
         repo = make_clone(Path(tmp) / "repo")
         base = commit(repo, "base")
         bench(repo, base)
-        out: dict = {"bench": BENCH, "asv_factor": asv_factor, "aa": [], "slowdowns": {}}
+        out: dict = {"bench": BENCH, "asv_factor": asv_factor, "aa": [], "slowdowns": {},
+                     "ratios": {}}
         for i in range(aa):
             sha = commit(repo, f"aa-{i}")
             bench(repo, sha)
-            code = verdict(repo, base, sha, asv_factor)
+            code, ratios = verdict(repo, base, sha, asv_factor)
             out["aa"].append(code)
-            log(f"A/A {i + 1}/{aa}: exit {code}")
+            out["ratios"][f"aa-{i}"] = ratios
+            log(f"A/A {i + 1}/{aa}: exit {code}, ratios {_fmt(ratios)}")
         for f in factors:
             codes = []
             for r in range(repeats):
                 sha = commit(repo, f"slow-{f}-{r}", slowdown=f)
                 bench(repo, sha)
-                codes.append(verdict(repo, base, sha, asv_factor))
-                log(f"slowdown x{f} run {r + 1}/{repeats}: exit {codes[-1]}")
+                code, ratios = verdict(repo, base, sha, asv_factor)
+                codes.append(code)
+                out["ratios"][f"slow-{f}-{r}"] = ratios
+                log(f"slowdown x{f} run {r + 1}/{repeats}: exit {code}, ratios {_fmt(ratios)}")
             out["slowdowns"][str(f)] = codes
     fp = sum(c != EXIT_OK for c in out["aa"])
     out["false_positive_rate"] = fp / max(len(out["aa"]), 1)
@@ -149,7 +160,7 @@ def main() -> None:
     ap.add_argument("--json")
     args = ap.parse_args()
     res = run_selftest(args.aa, [float(f) for f in args.factors.split(",")], args.repeats,
-                       args.asv_factor)
+                       args.asv_factor, log=lambda s: print(s, flush=True))
     hw = describe_hardware()
     res["machine"] = {k: hw[k] for k in ("cpu_model", "logical_cores", "torch_threads", "torch")}
     print(f"{hw['cpu_model']}, {hw['torch_threads']} threads; asv compare --factor "

@@ -58,6 +58,17 @@ def _armijo(f, theta: torch.Tensor, loss: torch.Tensor, g: torch.Tensor,
     return theta + t * p, MAX_BACKTRACKS
 
 
+def _apply(model: nn.Module, f, theta: torch.Tensor, loss: torch.Tensor, g: torch.Tensor,
+           p: torch.Tensor, line_search: bool, counters, n: int) -> None:
+    """Move the model's parameters along direction ``p`` (Armijo search or a full step)."""
+    if line_search:
+        theta, evals = _armijo(f, theta, loss, g, p)
+        counters.forward_samples += evals * n
+    else:
+        theta = theta + p
+    set_flat_params(model, theta)
+
+
 class Newton:
     """Exact (damped) Newton with a dense Hessian."""
 
@@ -97,13 +108,7 @@ class Newton:
         c.hessians += 1
         c.hvps += theta.numel()
         c.hvp_samples += theta.numel() * n
-        p = self.direction(h, g)
-        if self.line_search:
-            theta, evals = _armijo(f, theta, loss, g, p)
-            c.forward_samples += evals * n
-        else:
-            theta = theta + p
-        set_flat_params(self.model, theta)
+        _apply(self.model, f, theta, loss, g, self.direction(h, g), self.line_search, c, n)
         return loss
 
 
@@ -160,10 +165,5 @@ class NewtonCG:
         before = c.hvps
         p = self.solve(f, theta, g, c)
         c.hvp_samples += (c.hvps - before) * n
-        if self.line_search:
-            theta, evals = _armijo(f, theta, loss, g, p)
-            c.forward_samples += evals * n
-        else:
-            theta = theta + p
-        set_flat_params(self.model, theta)
+        _apply(self.model, f, theta, loss, g, p, self.line_search, c, n)
         return loss

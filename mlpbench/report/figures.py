@@ -18,10 +18,17 @@ import seaborn as sns  # noqa: E402
 sns.set_theme(style="whitegrid", context="notebook")
 
 
-def _ax(ax, size=(7.5, 4.2)):
+def _ax(ax, size=(8.5, 4.2)):
     if ax is None:
         _, ax = plt.subplots(figsize=size, layout="constrained")
     return ax
+
+
+def _legend_out(ax) -> None:
+    """Move the legend to the right of the axes, where it hides no data."""
+    if ax.get_legend() is not None:
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+                        fontsize=8, title_fontsize=8)
 
 
 def to_data_uri(ax) -> str:
@@ -39,6 +46,7 @@ def throughput(data: pd.DataFrame, *, y: str = "gflops", ax=None):
     sns.lineplot(data=data, x="params", y=y, hue="phase", style="device", markers=True,
                  dashes=True, errorbar=None, ax=ax)
     ax.set(xscale="log", yscale="log", xlabel="parameters P", ylabel=y)
+    _legend_out(ax)
     return ax
 
 
@@ -49,6 +57,7 @@ def peak_fraction(data: pd.DataFrame, *, ax=None):
     ax.axhline(1.0, color="grey", lw=1, ls=":")
     ax.set(xscale="log", xlabel="parameters P", ylabel="fraction of measured matmul peak",
            ylim=(0, max(1.1, float(data["peak_fraction"].max()) * 1.05)))
+    _legend_out(ax)
     return ax
 
 
@@ -61,7 +70,8 @@ def measured_vs_model(data: pd.DataFrame, *, x: str = "predicted_bytes",
     hi = float(np.nanmax(data[[x, y]].to_numpy()))
     ax.plot([lo, hi], [lo, hi], color="grey", lw=1, ls="--", label="model = measured")
     ax.set(xscale="log", yscale="log", xlabel="memory model (bytes)", ylabel="measured (bytes)")
-    ax.legend(fontsize=8)
+    ax.legend()
+    _legend_out(ax)
     return ax
 
 
@@ -77,7 +87,8 @@ def loss_curves(data: pd.DataFrame, *, x: str = "step", ax=None, target: float |
            ylabel="train loss")
     if x != "step":
         ax.set_xscale("symlog", linthresh=float(data[x][data[x] > 0].min() or 1e-3))
-    ax.legend(fontsize=7)
+    ax.legend()
+    _legend_out(ax)
     return ax
 
 
@@ -86,6 +97,7 @@ def lr_sensitivity(data: pd.DataFrame, *, y: str = "final_loss", ax=None):
     sns.lineplot(data=data, x="lr", y=y, hue="base", marker="o", estimator="median",
                  errorbar=None, ax=ax)
     ax.set(xscale="log", yscale="log", xlabel="learning rate η", ylabel=y)
+    _legend_out(ax)
     return ax
 
 
@@ -93,6 +105,7 @@ def minima_bars(data: pd.DataFrame, *, ax=None):
     ax = _ax(ax, (6.5, 3.6))
     sns.barplot(data=data, y="optimizer", x="fraction_global", color="C0", ax=ax)
     ax.set(xlim=(0, 1), xlabel="fraction of seeds reaching the global minimum", ylabel="")
+    _legend_out(ax)
     return ax
 
 
@@ -106,7 +119,8 @@ def cost_scaling(data: pd.DataFrame, fits: pd.DataFrame | None = None, *, ax=Non
     sns.lineplot(data=data, x="params", y="median_s", hue="op", style="op", markers=True,
                  dashes=False, ax=ax)
     ax.set(xscale="log", yscale="log", xlabel="parameters P", ylabel="seconds per call")
-    ax.legend(fontsize=7)
+    ax.legend()
+    _legend_out(ax)
     return ax
 
 
@@ -114,4 +128,5 @@ def machine_comparison(data: pd.DataFrame, *, ax=None):
     ax = _ax(ax, (8, max(3.0, 0.3 * data["benchmark"].nunique() + 1.5)))
     sns.barplot(data=data, y="benchmark", x="value", hue="machine", ax=ax)
     ax.set(xscale="log", xlabel="value (benchmark's unit)", ylabel="")
+    _legend_out(ax)
     return ax
