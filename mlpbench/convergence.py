@@ -262,6 +262,9 @@ def lr_sensitivity(workload: str, optimizers: Sequence[str], lrs: Sequence[float
     return summary, best.reset_index(drop=True)
 
 
+MINIMA_BUDGET = Budget(max_steps=20_000, max_seconds=60.0)
+
+
 def minima_study(batch_sizes: Sequence[int | str] = ("full", 64, 16, 4), seeds: int = 20,
                  lr: float = 0.1, **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
     """GD vs SGD on ``local_minima``: the fraction of initializations reaching the global
@@ -272,11 +275,16 @@ def minima_study(batch_sizes: Sequence[int | str] = ("full", 64, 16, 4), seeds: 
     """
     ids = [f"gd[lr={lr:g}]" if b == "full" else f"sgd[lr={lr:g},batch={b}]"
            for b in batch_sizes]
+    # long runs, so that "slow" is not mistaken for "stuck": a run stalls only after 2,000
+    # steps without progress
+    kwargs.setdefault("budget", MINIMA_BUDGET)
+    kwargs.setdefault("settings", RunSettings(eval_every=50, patience=40, stall_tol=1e-4))
     summary, traj = run_many(["local_minima"], ids, range(seeds), **kwargs)
     table = summary.groupby("optimizer", sort=False).agg(
         runs=("seed", "count"),
         reached_global=("status", lambda s: int((s == "target").sum())),
         stalled=("status", lambda s: int((s == "converged").sum())),
+        out_of_budget=("status", lambda s: int((s == "budget").sum())),
         median_final_loss=("final_loss", "median")).reset_index()
     table["fraction_global"] = table["reached_global"] / table["runs"]
     return summary, table
@@ -319,7 +327,8 @@ def converge_to_dir(out, *, workloads: Sequence[str], optimizers: Sequence[str],
             tables["lr_sensitivity"] = pd.concat([tables.get("lr_sensitivity"), runs])
             tables["lr_best"] = pd.concat([tables.get("lr_best"), best.assign(workload=w)])
     if minima:
-        runs, table = minima_study(seeds=max(len(seeds), 20), **kw)
+        runs, table = minima_study(seeds=max(len(seeds), 20), device=device,
+                                   progress=progress)
         tables["minima"] = table
         tables["minima_runs"] = runs
     for kind, frame in tables.items():

@@ -34,8 +34,9 @@ def runs(tmp_path_factory):
     converge_to_dir(root / "converge", workloads=["quadratic"], optimizers=["gd", "lbfgs"],
                     seeds=[0, 1], budget=Budget(max_steps=50), lr_values=[0.01, 0.1],
                     progress=False)
+    # a tiny per-operation limit: the largest width's operations are skipped by their fit
     cost_to_dir(root / "newton", CostConfig(widths=(4, 8, 12), include_target=False, batch=8,
-                                            timer=FAST), progress=False)
+                                            timer=FAST, max_op_seconds=1e-9), progress=False)
     return root
 
 
@@ -55,6 +56,7 @@ def test_full_report(runs, tmp_path):
     for b64 in images:
         assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
     assert "no CUDA GPU available" in html  # skipped points listed with their reason
+    assert "s limit" in html  # Newton-cost skips (by fitted time) listed too
     assert "EXTRAPOLATION" in html and "9,111,001" in html
     assert "http://" not in html.replace("http://www.w3.org", "")  # self-contained
 

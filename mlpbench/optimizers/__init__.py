@@ -63,9 +63,12 @@ def _nesterov(model: nn.Module, hp: dict[str, Value], batch: int | None) -> Opti
 
 def _lbfgs(model: nn.Module, hp: dict[str, Value], batch: int | None) -> Optimizer:
     search = None if hp["line_search"] == "none" else "strong_wolfe"
+    # torch derives max_eval = 1.25 * max_iter, i.e. 1 at max_iter=1: a strong-Wolfe search
+    # then cannot evaluate and L-BFGS stalls; allow torch's default budget of 25 instead
+    max_eval = max(25, hp["max_iter"] * 5 // 4)
     return TorchOptimizer(torch.optim.LBFGS, model.parameters(), batch, lr=hp["lr"],
                           history_size=hp["history"], max_iter=hp["max_iter"],
-                          line_search_fn=search)
+                          max_eval=max_eval, line_search_fn=search)
 
 
 def _newton(model: nn.Module, hp: dict[str, Value], batch: int | None) -> Optimizer:

@@ -358,9 +358,9 @@ def skipped_section(d: ReportData) -> Section:
         if f is not None and "status" in f:
             bad = f[f["status"] != "ok"].copy()
             if len(bad):
-                what = (bad["device"] + " " + bad.get("framework", "").astype(str) + " "
-                        + bad.get("phase", bad.get("op", "")).astype(str) + " P="
-                        + bad["params"].astype(str))
+                cols = [c for c in ("device", "framework", "phase", "op") if c in bad]
+                what = bad[cols].astype(str).agg(" ".join, axis=1) + " P=" + \
+                    bad["params"].map("{:,}".format)
                 parts.append(pd.DataFrame({"source": kind, "point": what,
                                            "status": bad["status"], "reason": bad["reason"]}))
     if not d.asv.empty:
