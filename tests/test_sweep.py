@@ -165,3 +165,11 @@ def test_cuda_sweep_point(tmp_path):
     assert set(frame["status"]) == {"ok"}
     assert (frame["cuda_peak_allocated"] > 0).all()
     assert (frame["cuda_peak_reserved"] >= frame["cuda_peak_allocated"]).all()
+
+
+def test_bf16_sweep_uses_its_own_peak(tmp_path):
+    frame = run_sweep(tiny(widths=(8,), dtypes=("bf16",), phases=("infer", "train_sgd")),
+                      tmp_path / "b", progress=False)
+    assert set(frame["status"]) == {"ok"} and set(frame["dtype"]) == {"bf16"}
+    meta = json.loads((tmp_path / "b" / "sweep.json").read_text())
+    assert frame["peak_gflops"].iloc[0] == pytest.approx(meta["peaks_gflops"]["cpu"]["bf16"])

@@ -37,6 +37,8 @@ class Section:
     figures: list[tuple[str, str]] = field(default_factory=list)
 
     def table(self, caption: str, frame: pd.DataFrame, **kw: Any) -> None:
+        if "run_dir" in frame and frame["run_dir"].nunique() <= 1:
+            frame = frame.drop(columns="run_dir")
         self.tables.append((caption, _html_table(frame, **kw)))
 
     def figure(self, caption: str, draw: Callable[[], Any]) -> None:
@@ -102,7 +104,8 @@ def machines_section(d: ReportData) -> Section:
     for name, m in d.asv_machines.items():
         rows.append({"machine_id": f"asv:{name}", "host": m.get("machine"),
                      "cpu": m.get("cpu"), "cores (phys/log)": m.get("num_cpu"),
-                     "RAM": m.get("ram"), "GPUs": "", "torch": "", "BLAS": "",
+                     "RAM": format_bytes(int(m["ram"])) if str(m.get("ram", "")).isdigit()
+                     else m.get("ram"), "GPUs": "", "torch": "", "BLAS": "",
                      "threads": "", "CPU capability": m.get("arch")})
     if not rows:
         s.empty = "No hardware descriptions found."
@@ -142,12 +145,16 @@ def throughput_section(d: ReportData) -> Section:
 
         ok = sweep[sweep["status"] == "ok"]
         if len(ok):
-            for fw, g in ok.groupby("framework"):
-                s.figure(f"Achieved GFLOP/s (matmul FLOPs) against P — {fw}",
+            for (dev, fw, dt), g in ok.groupby(["device", "framework", "dtype"]):
+                g = g.assign(batch=g["batch"].map(lambda b: f"B={b}"))
+                what = f"{fw} on {dev}, {dt}"
+                if g.groupby(["params", "phase", "batch"]).size().max() > 1:
+                    what += " (several networks share a P: the line shows their mean)"
+                s.figure(f"Achieved GFLOP/s (matmul FLOPs) against P — {what}",
                          lambda g=g: F.throughput(g, y="gflops"))
-                s.figure(f"Samples per second against P — {fw}",
+                s.figure(f"Samples per second against P — {what}",
                          lambda g=g: F.throughput(g, y="samples_per_s"))
-                s.figure(f"Fraction of the measured matmul peak — {fw}",
+                s.figure(f"Fraction of the measured matmul peak — {what}",
                          lambda g=g: F.peak_fraction(g))
             best = (ok.sort_values("peak_fraction", ascending=False)
                     .groupby(["device", "framework", "phase"]).head(1))
@@ -180,7 +187,8 @@ def throughput_section(d: ReportData) -> Section:
             ts["phase"] = "train_sgd"
             ts["params"] = ts["P"]
             ts["samples_per_s"] = ts["batch"].astype(float) / ts["value"]
-            s.figure("asv TrainStep: samples per second against P (all batches)",
+            ts["batch"] = ts["machine"] + " B=" + ts["batch"].astype(str)
+            s.figure("asv TrainStep (SGD): samples per second against P, per machine and batch",
                      lambda: F.throughput(ts, y="samples_per_s"))
     return s
 

@@ -40,19 +40,22 @@ def to_data_uri(ax) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def throughput(data: pd.DataFrame, *, y: str = "gflops", ax=None):
-    """``y`` against parameter count, one line per device/phase (log–log)."""
+def throughput(data: pd.DataFrame, *, y: str = "gflops", style: str = "batch", ax=None):
+    """``y`` against parameter count, one line per phase and ``style`` value (log–log).
+
+    Points of the same P but different settings must differ in hue or style: lines never
+    average over them."""
     ax = _ax(ax)
-    sns.lineplot(data=data, x="params", y=y, hue="phase", style="device", markers=True,
+    sns.lineplot(data=data, x="params", y=y, hue="phase", style=style, markers=True,
                  dashes=True, errorbar=None, ax=ax)
     ax.set(xscale="log", yscale="log", xlabel="parameters P", ylabel=y)
     _legend_out(ax)
     return ax
 
 
-def peak_fraction(data: pd.DataFrame, *, ax=None):
+def peak_fraction(data: pd.DataFrame, *, style: str = "batch", ax=None):
     ax = _ax(ax)
-    sns.lineplot(data=data, x="params", y="peak_fraction", hue="phase", style="device",
+    sns.lineplot(data=data, x="params", y="peak_fraction", hue="phase", style=style,
                  markers=True, errorbar=None, ax=ax)
     ax.axhline(1.0, color="grey", lw=1, ls=":")
     ax.set(xscale="log", xlabel="parameters P", ylabel="fraction of measured matmul peak",
@@ -78,6 +81,8 @@ def measured_vs_model(data: pd.DataFrame, *, x: str = "predicted_bytes",
 def loss_curves(data: pd.DataFrame, *, x: str = "step", ax=None, target: float | None = None):
     """Median train loss over seeds against ``x`` per optimizer."""
     ax = _ax(ax)
+    if x != "step":  # log axis: the start (t = 0) cannot be drawn
+        data = data[data[x] > 0]
     sns.lineplot(data=data, x=x, y="train_loss", hue="optimizer", estimator="median",
                  errorbar=("pi", 50), ax=ax)
     if target is not None:
@@ -86,7 +91,7 @@ def loss_curves(data: pd.DataFrame, *, x: str = "step", ax=None, target: float |
                                  "grad_evals": "gradient evaluations"}.get(x, x),
            ylabel="train loss")
     if x != "step":
-        ax.set_xscale("symlog", linthresh=float(data[x][data[x] > 0].min() or 1e-3))
+        ax.set_xscale("log")
     ax.legend()
     _legend_out(ax)
     return ax
