@@ -145,3 +145,16 @@ def test_report_in_real_browser(runs, tmp_path):
     artifacts = Path(__file__).resolve().parents[1] / "build"
     artifacts.mkdir(exist_ok=True)
     shutil.copy(shot, artifacts / "report-screenshot.png")
+
+
+def test_machine_vs_machine_section(runs, tmp_path):
+    other = tmp_path / "other-machine"
+    other.mkdir()
+    frame = pd.read_csv(runs / "sweep" / "sweep.csv")
+    frame.assign(machine_id="second-box", median_s=frame["median_s"] * 2).to_csv(
+        other / "sweep.csv", index=False)
+    html = build_report(None, [str(runs / "sweep"), str(other)], tmp_path / "m.html").read_text()
+    section = html.split('id="compare"')[1].split("</section>")[0]
+    assert "Only one machine" not in section
+    assert "second-box" in section and "Values per machine" in section
+    assert len(_images(section)) == 1
