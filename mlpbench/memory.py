@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import resource
 import sys
-from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import psutil
 import torch
@@ -70,17 +68,6 @@ def release(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.empty_cache()
-
-
-def run_guarded(fn: Callable[[], Any], device: torch.device) -> tuple[str, Any]:
-    """Run ``fn``; return ``("ok", value)`` or ``("oom", message)`` on out-of-memory."""
-    try:
-        return "ok", fn()
-    except Exception as exc:  # noqa: BLE001 - OOM is a result; everything else re-raises
-        if not is_oom(exc):
-            raise
-        release(device)
-        return "oom", str(exc).splitlines()[0][:200]
 
 
 def _vm_hwm_bytes() -> int | None:

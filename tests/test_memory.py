@@ -3,7 +3,7 @@ import sys
 import pytest
 import torch
 
-from mlpbench.memory import host_peak, is_oom, run_guarded
+from mlpbench.memory import host_peak, is_oom
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux clear_refs only")
@@ -17,19 +17,11 @@ def test_host_peak_sees_a_transient_allocation():
     assert small[0] < 16 * 2**20  # the reset works: the earlier 64 MiB is not counted
 
 
-def test_oom_classification_and_guard():
+def test_oom_classification():
     assert is_oom(MemoryError())
     assert is_oom(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"))
+    assert is_oom(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried 10 TB"))
     assert not is_oom(RuntimeError("shape mismatch"))
-
-    def boom():
-        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried 10 TB")
-
-    status, msg = run_guarded(boom, torch.device("cpu"))
-    assert status == "oom" and "allocate" in msg
-    assert run_guarded(lambda: 3, torch.device("cpu")) == ("ok", 3)
-    with pytest.raises(ValueError):
-        run_guarded(lambda: (_ for _ in ()).throw(ValueError("x")), torch.device("cpu"))
 
 
 @pytest.mark.gpu
