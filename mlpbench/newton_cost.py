@@ -37,7 +37,7 @@ from mlpbench.devices import (
 from mlpbench.errors import UsageError
 from mlpbench.memory import cuda_peak, host_peak, is_oom, release
 from mlpbench.models import build_torch
-from mlpbench.optimizers.newton import Newton, NewtonCG, newton_bytes
+from mlpbench.optimizers.newton import Newton, NewtonCG, newton_bytes, require_newton_fits
 from mlpbench.second_order import flat_loss, gradient, hessian_vmap, hvp_fwdrev, hvp_revrev
 from mlpbench.spec import MLPSpec
 from mlpbench.summary import format_bytes
@@ -367,11 +367,8 @@ def cost_to_dir(out, cfg: CostConfig, *, progress: bool = True, per_cost: bool =
 
 def refuse_newton(spec: MLPSpec, device: str = "cpu", fraction: float = 1.0) -> None:
     """Refuse up front a Newton run on ``spec`` that cannot fit (the memory model decides)."""
-    need = newton_bytes(spec.num_params)
-    have = int(device_memory_bytes(resolve_device(device)) * fraction)
-    if need > have:
-        raise UsageError(f"newton on P={spec.num_params:,} needs {format_bytes(need)} for the "
-                         f"dense Hessian and its factor; the device has {format_bytes(have)}")
+    require_newton_fits(spec.num_params,
+                        int(device_memory_bytes(resolve_device(device)) * fraction))
 
 
 __all__ = ["OPERATIONS", "CostConfig", "analyse", "cost_to_dir", "predicted_op_bytes",

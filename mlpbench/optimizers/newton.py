@@ -32,15 +32,20 @@ def newton_bytes(num_params: int, element_bytes: int = 4) -> int:
     return 2 * num_params * num_params * element_bytes
 
 
+def require_newton_fits(num_params: int, have: int, element_bytes: int = 4) -> None:
+    """Raise :class:`UsageError` when a Newton step on ``num_params`` needs more than ``have``."""
+    need = newton_bytes(num_params, element_bytes)
+    if need > have:
+        raise UsageError(f"newton on P={num_params:,} parameters needs {format_bytes(need)} for "
+                         f"the dense Hessian and its factor (memory model); "
+                         f"{format_bytes(have)} available")
+
+
 def check_newton_fits(model: nn.Module) -> None:
     """Refuse, before any work, a model whose Newton step cannot fit in device memory."""
     first = next(model.parameters())
-    p = sum(q.numel() for q in model.parameters())
-    need = newton_bytes(p, first.element_size())
-    have = available_memory_bytes(first.device)
-    if need > have:
-        raise UsageError(f"newton on P={p:,} parameters needs {format_bytes(need)} for the dense "
-                         f"Hessian and its factor (memory model); {format_bytes(have)} available")
+    require_newton_fits(sum(q.numel() for q in model.parameters()),
+                        available_memory_bytes(first.device), first.element_size())
 
 
 def _armijo(f, theta: torch.Tensor, loss: torch.Tensor, g: torch.Tensor,
