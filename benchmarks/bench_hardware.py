@@ -1,10 +1,9 @@
 """Forward, backward and training-step time over device x input_dim x width x depth."""
 
-from mlpbench.peak import get_peak
-from mlpbench.phases import make_bench, phase_callable, phase_flops
+from mlpbench.measure.peak import get_peak
+from mlpbench.measure.timing import TimerConfig, measure
+from mlpbench.problems.phases import make_bench, phase_callable, phase_flops, predicted_bytes
 from mlpbench.spec import MLPSpec
-from mlpbench.sweep import predicted_bytes
-from mlpbench.timing import TimerConfig, measure
 
 from .common import (
     DEVICES,
@@ -126,7 +125,7 @@ class CudaMemory:
     def setup(self, device, width, depth):
         import torch
 
-        from mlpbench.memory import cuda_peak
+        from mlpbench.measure.memory import cuda_peak
 
         self.spec, self.device, self.bench = _prepare(device, 100, width, depth, 1024,
                                                       ("train_adam",))

@@ -2,11 +2,11 @@
 
 import torch
 
+from mlpbench.measure.second_order import flat_loss, hessian_loop, hessian_vmap
 from mlpbench.models import build_torch
-from mlpbench.newton_cost import CostConfig, operation_callable, predicted_op_bytes
-from mlpbench.second_order import flat_loss, hessian_loop, hessian_vmap
+from mlpbench.problems.workloads import mse
 from mlpbench.spec import MLPSpec
-from mlpbench.workloads import mse
+from mlpbench.studies.newton_cost import CostConfig, operation_callable, predicted_op_bytes
 
 from .common import device_or_skip, set_threads_from_env, skip_if_too_big, synced
 

@@ -1,11 +1,11 @@
 """Optimizer-step time per optimizer, and convergence to a target on small problems."""
 
-from mlpbench.convergence import Budget, run
 from mlpbench.optimizers import make_optimizer
 from mlpbench.optimizers.base import Objective
-from mlpbench.phases import make_bench
+from mlpbench.problems.phases import make_bench
+from mlpbench.problems.workloads import make_workload, mse
 from mlpbench.spec import MLPSpec
-from mlpbench.workloads import make_workload, mse
+from mlpbench.problems.runner import Budget, run
 
 from .common import DEVICES, REPEAT, device_or_skip, set_threads_from_env, synced
 

@@ -4,14 +4,14 @@ Heavy points stay in the parameter lists on every machine; ``setup`` skips them 
 ``NotImplementedError`` with the reason) unless ``MLPBENCH_FULL=1``.
 """
 
-import os
 
 import torch
 
 from mlpbench.devices import device_memory_bytes, device_skip_reason, resolve_device, synchronize
-from mlpbench.summary import format_bytes
+from mlpbench.units import format_bytes
+from mlpbench.validate import env_flag, env_int
 
-FULL = os.environ.get("MLPBENCH_FULL") == "1"
+FULL = env_flag("MLPBENCH_FULL")
 #: FLOPs per timed call above which a point is heavy (~0.25 s at 200 GFLOP/s)
 HEAVY_FLOPS = 5e10
 #: share of device memory a point may use
@@ -57,7 +57,8 @@ def synced(fn, device):
 
 
 def set_threads_from_env():
-    """Honour MLPBENCH_THREADS (asv runs each benchmark in a fresh process)."""
-    threads = os.environ.get("MLPBENCH_THREADS")
+    """Honour MLPBENCH_THREADS (asv runs each benchmark in a fresh process); a value that is
+    not a positive integer is an error naming it."""
+    threads = env_int("MLPBENCH_THREADS")
     if threads:
-        torch.set_num_threads(int(threads))
+        torch.set_num_threads(threads)

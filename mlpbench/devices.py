@@ -7,6 +7,8 @@ import json
 import os
 import platform
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psutil
@@ -54,6 +56,15 @@ def device_memory_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).total_memory
     return psutil.virtual_memory().total
+
+
+#: share of a device's memory one measurement may plan to use (the rest: OS, allocator, caches)
+MEMORY_FRACTION = 0.8
+
+
+def usable_memory_bytes(device: torch.device, fraction: float = MEMORY_FRACTION) -> int:
+    """The memory budget a measurement plans against: ``fraction`` of the device's total."""
+    return int(device_memory_bytes(device) * fraction)
 
 
 def available_memory_bytes(device: torch.device) -> int:
@@ -163,11 +174,21 @@ def machine_id(info: dict[str, Any]) -> str:
     return digest[:10]
 
 
-def set_threads(threads: int | None) -> int:
-    """Set torch's intra-op thread count (``None`` keeps the current one); return it."""
-    if threads is not None:
-        if threads <= 0:
-            raise DeviceError(f"threads must be a positive integer, got {threads}")
-        torch.set_num_threads(threads)
-        os.environ["OMP_NUM_THREADS"] = str(threads)
-    return torch.get_num_threads()
+@contextmanager
+def threads(n: int | None) -> Iterator[int]:
+    """Use ``n`` torch intra-op threads inside the block (``None``: keep the current count);
+    yields the count in force and restores the previous one (and ``OMP_NUM_THREADS``) after."""
+    previous, omp = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+            raise DeviceError(f"threads must be a positive integer, got {n!r}")
+        torch.set_num_threads(n)
+        os.environ["OMP_NUM_THREADS"] = str(n)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(previous)
+        if omp is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = omp

@@ -8,10 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from mlpbench.spec import MLPSpec, SpecError
+from mlpbench.spec import DTYPES, MLPSpec, SpecError
 
-TORCH_DTYPES = {"fp32": torch.float32, "fp64": torch.float64, "bf16": torch.bfloat16,
-                "fp16": torch.float16}
+TORCH_DTYPES = {name: getattr(torch, attr) for name, (attr, _) in DTYPES.items()}
 
 _TORCH_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.Sigmoid}
 

@@ -14,12 +14,10 @@ from mlpbench.errors import UsageError
 
 ACTIVATIONS = ("relu", "tanh", "gelu", "sigmoid")
 
-#: bytes per element for the dtypes mlpbench measures
-DTYPE_BYTES = {"fp32": 4, "fp64": 8, "bf16": 2, "fp16": 2}
-
-#: extra per-parameter state each optimizer keeps, in units of P elements (L-BFGS: see below)
-OPTIMIZER_STATE_UNITS = {"sgd": 0, "gd": 0, "momentum": 1, "nesterov": 1, "adam": 2, "adamw": 2,
-                         "rmsprop": 1, "adagrad": 1}
+#: the one dtype table: mlpbench's name -> (torch attribute name, bytes per element)
+DTYPES = {"fp32": ("float32", 4), "fp64": ("float64", 8), "bf16": ("bfloat16", 2),
+          "fp16": ("float16", 2)}
+DTYPE_BYTES = {name: size for name, (_, size) in DTYPES.items()}
 
 #: torch tensors index with int64, so no count may pass this
 MAX_COUNT = 2**63 - 1
@@ -131,9 +129,20 @@ class MLPSpec:
         return tuple(zip(dims[:-1], dims[1:], strict=True))
 
     @property
+    def _weights(self) -> int:
+        """Weight elements of all Linear layers, in closed form (O(1) at any depth)."""
+        d, w, o, depth = self.input_dim, self.width, self.output_dim, self.depth
+        return d * w + (depth - 1) * w * w + w * o
+
+    @property
+    def _units(self) -> int:
+        """Output units of all Linear layers (the bias elements when ``bias``)."""
+        return self.depth * self.width + self.output_dim
+
+    @property
     def num_params(self) -> int:
-        """Exact number of trainable parameters P."""
-        return sum(i * o + (o if self.bias else 0) for i, o in self.layer_shapes)
+        """Exact number of trainable parameters P (closed form, so O(1) at any depth)."""
+        return self._weights + (self._units if self.bias else 0)
 
     @property
     def label(self) -> str:
@@ -141,9 +150,9 @@ class MLPSpec:
 
     def forward_flops(self) -> FlopCount:
         """FLOPs of one forward pass per sample."""
-        matmul = sum(2 * i * o for i, o in self.layer_shapes)
-        bias = sum(o for _, o in self.layer_shapes) if self.bias else 0
-        return FlopCount(matmul=matmul, bias=bias, activation=self.depth * self.width)
+        bias = self._units if self.bias else 0
+        return FlopCount(matmul=2 * self._weights, bias=bias,
+                         activation=self.depth * self.width)
 
     def backward_flops(self, input_requires_grad: bool = False) -> FlopCount:
         """FLOPs of one backward pass per sample.
@@ -153,11 +162,10 @@ class MLPSpec:
         The bias gradient is a reduction over the batch (one add per output unit and
         sample); the activation derivative is one multiply per activated element.
         """
-        shapes = self.layer_shapes
-        matmul = sum(4 * i * o for i, o in shapes)
+        matmul = 4 * self._weights
         if not input_requires_grad:
-            matmul -= 2 * shapes[0][0] * shapes[0][1]
-        bias = sum(o for _, o in shapes) if self.bias else 0
+            matmul -= 2 * self.input_dim * self.width
+        bias = self._units if self.bias else 0
         return FlopCount(matmul=matmul, bias=bias, activation=self.depth * self.width)
 
     def train_step_flops(self) -> int:
@@ -174,25 +182,25 @@ class MLPSpec:
         per_hidden = self.width * (2 if self.activation == "gelu" else 1)
         return self.input_dim + self.depth * per_hidden + self.output_dim
 
-    def memory(self, dtype: str = "fp32", batch: int = 1, optimizer: str = "sgd",
-               lbfgs_history: int = 10) -> MemoryModel:
+    def memory(self, dtype: str = "fp32", batch: int = 1,
+               state_per_param: float = 0.0) -> MemoryModel:
         """Predicted memory in bytes for training at a batch size.
 
-        Optimizer state: SGD none, momentum/Nesterov/RMSprop/Adagrad P, Adam/AdamW 2·P,
-        L-BFGS 2·h·P for the (s, y) history plus 2·P for the direction and previous gradient.
-        The dense Hessian is P² elements; factoring it for a solve needs as much again.
+        ``state_per_param`` is the optimizer's extra state in units of P elements; the
+        optimizer registry knows it per optimizer (see
+        :func:`mlpbench.optimizers.memory_model`). The dense Hessian is P² elements.
         """
         _check_positive_int("batch", batch)
+        if not (isinstance(state_per_param, int | float) and 0 <= state_per_param < 1e6):
+            raise SpecError(f"state_per_param must be a non-negative number, "
+                            f"got {state_per_param!r}")
         width = dtype_bytes(dtype)
         p = self.num_params
-        if optimizer == "lbfgs":
-            _check_positive_int("lbfgs_history", lbfgs_history)
-            state = (2 * lbfgs_history + 2) * p
-        elif optimizer in OPTIMIZER_STATE_UNITS:
-            state = OPTIMIZER_STATE_UNITS[optimizer] * p
-        else:
-            raise SpecError(f"unknown optimizer {optimizer!r} for the memory model; choose from "
-                            f"{', '.join([*OPTIMIZER_STATE_UNITS, 'lbfgs'])}")
         return MemoryModel(params=p * width, grads=p * width,
                            activations=batch * self.activation_elements() * width,
-                           optimizer_state=state * width, hessian=p * p * width)
+                           optimizer_state=int(state_per_param * p) * width,
+                           hessian=p * p * width)
+
+
+#: the 10^7-parameter network the studies extrapolate to: d=100, n_h=1000, L=10 (P = 9,111,001)
+TARGET_SPEC = MLPSpec(100, 1000, 10)

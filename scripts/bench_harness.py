@@ -16,11 +16,11 @@ import json
 import torch
 import torch.utils.benchmark as tb
 
-from mlpbench.devices import describe_hardware, set_threads
-from mlpbench.peak import measure_peak
-from mlpbench.phases import make_bench, phase_callable, phase_flops
+from mlpbench.devices import describe_hardware, threads
+from mlpbench.measure.peak import measure_peak
+from mlpbench.measure.timing import TimerConfig, measure
+from mlpbench.problems.phases import make_bench, phase_callable, phase_flops
 from mlpbench.spec import MLPSpec
-from mlpbench.timing import TimerConfig, measure
 
 FIDELITY_POINTS = [  # (d, width, depth, batch, phase)
     (100, 128, 2, 256, "infer"),
@@ -37,7 +37,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int)
     ap.add_argument("--json")
     args = ap.parse_args()
-    threads = set_threads(args.threads)
+    with threads(args.threads) as n:
+        run(args, n)
+
+
+def run(args: argparse.Namespace, threads: int) -> None:
     cpu = torch.device("cpu")
     peak = measure_peak("cpu", "fp32", config=TimerConfig(budget_s=2.0))
     out = {"hardware": describe_hardware(), "threads": threads, "peak_gflops": peak.gflops,

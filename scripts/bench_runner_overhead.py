@@ -16,9 +16,9 @@ import time
 
 import torch
 
-from mlpbench.convergence import Budget, RunSettings, run
 from mlpbench.devices import describe_hardware
-from mlpbench.workloads import make_workload
+from mlpbench.problems.workloads import make_workload
+from mlpbench.problems.runner import Budget, RunSettings, run
 
 
 def bare_loop(wl, steps: int, batch: int, lr: float, seed: int) -> float:

@@ -28,7 +28,7 @@ def test_info_json(capsys):
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["params", "-d", "0"], "input_dim"),
+    (["params", "-d", "0"], "input-dim"),
     (["params", "-w", "-5"], "width"),
     (["params", "-L", "1.5"], "1.5"),
     (["params", "-d", "abc"], "abc"),

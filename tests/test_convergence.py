@@ -4,19 +4,12 @@ import pandas as pd
 import pytest
 import torch
 
+from mlpbench.analysis.convergence import aggregate, lr_summary, minima_table
 from mlpbench.cli import main
-from mlpbench.convergence import (
-    Budget,
-    RunSettings,
-    aggregate,
-    lr_grid,
-    lr_sensitivity,
-    minima_study,
-    run,
-    run_many,
-)
 from mlpbench.errors import UsageError
-from mlpbench.workloads import WORKLOADS, make_workload
+from mlpbench.problems.runner import Budget, RunSettings, run
+from mlpbench.problems.workloads import WORKLOADS, make_workload
+from mlpbench.studies.convergence import lr_grid, lr_jobs, minima_jobs, run_jobs, run_many
 
 
 def test_gd_matches_closed_form_iterates():
@@ -111,8 +104,9 @@ def test_aggregate_median_over_seeds():
 
 
 def test_lr_sensitivity_picks_a_working_lr():
-    runs, best = lr_sensitivity("quadratic", ["gd"], lr_grid(1e-3, 10, 5), range(2),
-                                budget=Budget(max_steps=300))
+    runs, _ = run_jobs(lr_jobs("quadratic", ["gd"], lr_grid(1e-3, 10, 5), range(2)),
+                       budget=Budget(max_steps=300))
+    _, best = lr_summary(runs)
     assert set(runs["lr"].round(6)) == {round(v, 6) for v in lr_grid(1e-3, 10, 5)}
     row = best.iloc[0]
     assert row["base"] == "gd" and row["success"] == 1
@@ -120,8 +114,8 @@ def test_lr_sensitivity_picks_a_working_lr():
 
 
 def test_minima_study_table():
-    runs, table = minima_study(batch_sizes=("full", 16), seeds=3,
-                               budget=Budget(max_steps=200))
+    runs, _ = run_jobs(minima_jobs(3, batch_sizes=("full", 16)), budget=Budget(max_steps=200))
+    table = minima_table(runs)
     assert list(table["optimizer"]) == ["gd[lr=0.1]", "sgd[lr=0.1,batch=16]"]
     assert (table["runs"] == 3).all()
     assert ((table["fraction_global"] >= 0) & (table["fraction_global"] <= 1)).all()
@@ -140,7 +134,7 @@ def test_lr_grid_validation():
     (["converge", "-O", "sgd[lr=0.1"], "malformed"),
     (["converge", "-O", "sgd[tau=1]"], "tau"),
     (["converge", "-O", "sgd[lr=-1]"], "positive"),
-    (["converge", "--max-steps", "-5"], "budgets"),
+    (["converge", "--max-steps", "-5"], "max-steps"),
     (["converge", "-W", "mnist"], "mnist"),
     (["converge", "--lr-grid", "1:2"], "LO:HI:N"),
     (["converge", "--seeds", "0"], "seeds"),
@@ -156,7 +150,7 @@ def test_converge_cli_writes_store(tmp_path, capsys):
     out = tmp_path / "c"
     assert main(["converge", "-W", "quadratic", "-O", "lbfgs", "-O", "gd[lr=0.1]", "--seeds",
                  "2", "--max-steps", "100", "--out", str(out), "--quiet"]) == 0
-    for name in ("converge.csv", "trajectories.csv", "converge_agg.csv", "converge.json"):
+    for name in ("converge.csv", "trajectories.csv", "converge.json"):
         assert (out / name).exists()
     assert "lbfgs" in capsys.readouterr().out
     with pytest.raises(UsageError, match="already"):

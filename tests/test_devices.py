@@ -7,7 +7,7 @@ from mlpbench.devices import (
     device_skip_reason,
     machine_id,
     resolve_device,
-    set_threads,
+    threads,
 )
 
 
@@ -35,14 +35,17 @@ def test_cuda_skip_reason_without_gpu():
     assert device_skip_reason(torch.device("cpu")) is None
 
 
-def test_set_threads_roundtrip():
+def test_threads_context_restores_previous_count():
     old = torch.get_num_threads()
-    try:
-        assert set_threads(1) == 1
-        with pytest.raises(DeviceError):
-            set_threads(0)
-    finally:
-        torch.set_num_threads(old)
+    with threads(1) as n:
+        assert n == 1 == torch.get_num_threads()
+    assert torch.get_num_threads() == old
+    with threads(None) as n:
+        assert n == old
+    for bad in (0, -1, True, 1.5):
+        with pytest.raises(DeviceError), threads(bad):
+            pass
+    assert torch.get_num_threads() == old
 
 
 @pytest.mark.gpu

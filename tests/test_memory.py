@@ -3,7 +3,7 @@ import sys
 import pytest
 import torch
 
-from mlpbench.memory import host_peak, is_oom
+from mlpbench.measure.memory import host_peak, is_oom
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux clear_refs only")
@@ -26,7 +26,7 @@ def test_oom_classification():
 
 @pytest.mark.gpu
 def test_cuda_peak_region():
-    from mlpbench.memory import cuda_peak
+    from mlpbench.measure.memory import cuda_peak
 
     dev = torch.device("cuda")
     with cuda_peak(dev) as box:

@@ -1,23 +1,23 @@
 import pytest
 import torch
 
+from mlpbench.analysis.newton import analyse, newton_wall
 from mlpbench.cli import main
 from mlpbench.errors import UsageError
+from mlpbench.measure.second_order import flat_params, set_flat_params
+from mlpbench.measure.timing import TimerConfig
 from mlpbench.models import build_torch
-from mlpbench.newton_cost import (
+from mlpbench.optimizers import make_optimizer
+from mlpbench.optimizers.base import Objective
+from mlpbench.optimizers.newton import Newton, NewtonCG, check_newton_fits
+from mlpbench.problems.workloads import make_workload
+from mlpbench.spec import MLPSpec
+from mlpbench.studies.newton_cost import (
     CostConfig,
-    analyse,
     predicted_op_bytes,
     refuse_newton,
     run_cost_study,
 )
-from mlpbench.optimizers import make_optimizer
-from mlpbench.optimizers.base import Objective
-from mlpbench.optimizers.newton import Newton, NewtonCG, check_newton_fits
-from mlpbench.second_order import flat_params, set_flat_params
-from mlpbench.spec import MLPSpec
-from mlpbench.timing import TimerConfig
-from mlpbench.workloads import make_workload
 
 
 def _lstsq_minimizer(wl):
@@ -97,12 +97,23 @@ def test_cost_study_small_grid():
     frame = run_cost_study(cfg, progress=False)
     assert set(frame["status"]) == {"ok"}
     assert len(frame) == 3 * 9
-    out = analyse(frame, cfg)
+    out = analyse(frame)
     assert set(out["fits"]["op"]) >= {"hessian", "solve", "grad"}
     assert out["wall"]["measured_max_params"] == MLPSpec(10, 16, 2).num_params
     assert out["extrapolation"]["params"] == 9_111_001
     assert out["extrapolation"]["newton_bytes"] == 2 * 4 * 9_111_001**2
     assert {"hvp_fwdrev/grad", "hvp_revrev/grad"} <= set(out["ratios"].columns)
+    # the wall comes from the measuring machine's budget stored in every row
+    usable = int(frame["usable_bytes"].iloc[0])
+    assert out["wall"]["usable_bytes"] == usable
+    assert out["wall"]["predicted_params"] == newton_wall(usable)
+    assert analyse(frame.assign(usable_bytes=8 * 1000**2))["wall"]["predicted_params"] == 1000
+
+
+def test_newton_wall_is_the_largest_fitting_p():
+    for usable in (8, 8 * 999**2 + 7, 19 * 2**30):
+        p = newton_wall(usable)
+        assert 2 * 4 * p * p <= usable < 2 * 4 * (p + 1) ** 2
 
 
 def test_cost_study_skips_by_memory_model():

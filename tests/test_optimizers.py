@@ -5,7 +5,7 @@ from mlpbench.errors import UsageError
 from mlpbench.optimizers import REGISTRY, batch_size_of, make_optimizer, resolve
 from mlpbench.optimizers.base import Objective
 from mlpbench.optimizers.grammar import OptimizerId, parse_optimizer_id
-from mlpbench.workloads import make_workload
+from mlpbench.problems.workloads import make_workload
 
 
 @pytest.mark.parametrize("text, name, params", [

@@ -9,12 +9,14 @@ import pandas as pd
 import pytest
 
 from mlpbench.cli import main
-from mlpbench.convergence import Budget, converge_to_dir
-from mlpbench.newton_cost import CostConfig, cost_to_dir
+from mlpbench.jobs import newton_cost
+from mlpbench.measure.timing import TimerConfig
+from mlpbench.problems.runner import Budget
 from mlpbench.report import build_report
 from mlpbench.results import load_asv
-from mlpbench.sweep import SweepConfig, run_sweep
-from mlpbench.timing import TimerConfig
+from mlpbench.studies.convergence import converge_to_dir
+from mlpbench.studies.newton_cost import CostConfig
+from mlpbench.studies.sweep import SweepConfig, run_sweep
 
 FAST = TimerConfig(warmup=1, min_samples=2, max_samples=3, budget_s=0.01, min_block_s=0)
 
@@ -22,12 +24,16 @@ FAST = TimerConfig(warmup=1, min_samples=2, max_samples=3, budget_s=0.01, min_bl
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    import mlpbench.peak as peak
+    with pytest.MonkeyPatch.context() as mp:
+        import mlpbench.measure.peak as peak
 
-    peak.CPU_SIZES = (64,)
-    import os
+        mp.setattr(peak, "CPU_SIZES", (64,))
+        mp.setenv("MLPBENCH_CACHE", str(root / "cache"))
+        _make_runs(root)
+    return root
 
-    os.environ["MLPBENCH_CACHE"] = str(root / "cache")
+
+def _make_runs(root):
     run_sweep(SweepConfig(devices=("cpu", "cuda"), input_dims=(4,), widths=(8, 32),
                           depths=(1,), batches=(4,), timer=FAST, isolate=False),
               root / "sweep", progress=False)
@@ -35,9 +41,8 @@ def runs(tmp_path_factory):
                     seeds=[0, 1], budget=Budget(max_steps=50), lr_values=[0.01, 0.1],
                     progress=False)
     # a tiny per-operation limit: the largest width's operations are skipped by their fit
-    cost_to_dir(root / "newton", CostConfig(widths=(4, 8, 12), include_target=False, batch=8,
-                                            timer=FAST, max_op_seconds=1e-9), progress=False)
-    return root
+    newton_cost(CostConfig(widths=(4, 8, 12, 16), include_target=False, batch=8, timer=FAST,
+                           max_op_seconds=1e-9), root / "newton", progress=False)
 
 
 def _images(html):

@@ -2,8 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from mlpbench.models import build_torch
-from mlpbench.second_order import (
+from mlpbench.measure.second_order import (
     flat_loss,
     flat_params,
     gnvp,
@@ -15,8 +14,9 @@ from mlpbench.second_order import (
     set_flat_params,
     unflatten,
 )
+from mlpbench.models import build_torch
+from mlpbench.problems.workloads import mse
 from mlpbench.spec import MLPSpec
-from mlpbench.workloads import mse
 
 
 @pytest.fixture(params=["tanh", "gelu", "sigmoid"])

@@ -4,7 +4,9 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from mlpbench.errors import UsageError
 from mlpbench.models import build_torch
+from mlpbench.optimizers import memory_model
 from mlpbench.spec import ACTIVATIONS, MLPSpec, SpecError
 
 
@@ -63,13 +65,13 @@ def test_flop_terms_not_counted_by_flop_counter():
 def test_memory_model_terms():
     spec = MLPSpec(10, 20, 3)
     p = spec.num_params
-    m = spec.memory("fp32", batch=8, optimizer="adam")
+    m = memory_model(spec, "adam", "fp32", batch=8)
     assert m.params == m.grads == 4 * p
     assert m.optimizer_state == 8 * p
     assert m.activations == 8 * (10 + 3 * 20 + 1) * 4
-    assert spec.memory("bf16", 8, "sgd").optimizer_state == 0
-    assert spec.memory("fp32", 1, "lbfgs", lbfgs_history=5).optimizer_state == 4 * 12 * p
-    assert spec.memory("fp32", 1, "momentum").optimizer_state == 4 * p
+    assert memory_model(spec, "sgd", "bf16", 8).optimizer_state == 0
+    assert memory_model(spec, "lbfgs[history=5]").optimizer_state == 4 * 12 * p
+    assert memory_model(spec, "momentum").optimizer_state == 4 * p
     gelu = MLPSpec(10, 20, 3, activation="gelu")
     assert gelu.memory("fp32", 1).activations == (10 + 3 * 40 + 1) * 4
 
@@ -112,7 +114,22 @@ def test_bad_memory_arguments():
     spec = MLPSpec(3, 3, 1)
     with pytest.raises(SpecError, match="float8"):
         spec.memory("float8")
-    with pytest.raises(SpecError, match="rmsprop2"):
-        spec.memory("fp32", optimizer="rmsprop2")
+    with pytest.raises(UsageError, match="rmsprop2"):
+        memory_model(spec, "rmsprop2")
     with pytest.raises(SpecError, match="batch"):
         spec.memory("fp32", batch=0)
+
+
+def test_closed_forms_agree_with_layer_sums_and_are_constant_time():
+    import time
+
+    for spec in (MLPSpec(7, 5, 1), MLPSpec(3, 9, 4, output_dim=2, bias=False),
+                 MLPSpec(100, 1000, 10)):
+        shapes = spec.layer_shapes
+        assert spec.num_params == sum(i * o + (o if spec.bias else 0) for i, o in shapes)
+        assert spec.forward_flops().matmul == sum(2 * i * o for i, o in shapes)
+    start = time.perf_counter()
+    huge = MLPSpec(10, 10, 100_000_000)
+    assert huge.num_params == 10 * 10 + (10**8 - 1) * 100 + 10 + 10**9 + 1
+    huge.memory("fp32", 1024)
+    assert time.perf_counter() - start < 1.0  # O(1): depth 10^8 used to take minutes

@@ -5,20 +5,20 @@ import pandas as pd
 import pytest
 import torch
 
+from mlpbench.analysis.crossover import crossover
 from mlpbench.cli import main
 from mlpbench.errors import UsageError
+from mlpbench.measure.timing import TimerConfig
+from mlpbench.problems.phases import predicted_bytes
 from mlpbench.spec import MLPSpec
-from mlpbench.sweep import (
+from mlpbench.studies.sweep import (
     PRESETS,
     SweepConfig,
-    crossover,
     grid,
     precheck,
-    predicted_bytes,
     preset,
     run_sweep,
 )
-from mlpbench.timing import TimerConfig
 
 FAST = TimerConfig(warmup=1, min_samples=2, max_samples=3, budget_s=0.01, min_block_s=0)
 
@@ -32,7 +32,7 @@ def tiny(**kw):
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("MLPBENCH_CACHE", str(tmp_path / "cache"))
-    import mlpbench.peak as peak
+    import mlpbench.measure.peak as peak
 
     monkeypatch.setattr(peak, "CPU_SIZES", (64,))
 
@@ -64,10 +64,11 @@ def test_refuses_to_overwrite_and_resume_skips(tmp_path):
     with pytest.raises(UsageError, match="--resume"):
         run_sweep(tiny(widths=(8,)), out, progress=False)
     before = pd.read_csv(out / "sweep.csv")
-    frame = run_sweep(tiny(widths=(8, 16)), out, resume=True, progress=False)
-    assert len(frame) == 10
-    kept = frame[frame["width"] == 8].reset_index(drop=True)
-    pd.testing.assert_series_equal(kept["median_s"], before["median_s"], check_names=False)
+    with pytest.raises(UsageError, match="different configuration: widths"):
+        run_sweep(tiny(widths=(8, 16)), out, resume=True, progress=False)
+    frame = run_sweep(tiny(widths=(8,)), out, resume=True, progress=False)
+    assert len(frame) == 5  # nothing re-measured, nothing duplicated
+    pd.testing.assert_series_equal(frame["median_s"], before["median_s"], check_names=False)
 
 
 def test_cuda_points_skipped_without_gpu(tmp_path):

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.utils.benchmark as tb
 
-from mlpbench.timing import Measurement, TimerConfig, measure
+from mlpbench.measure.timing import Measurement, TimerConfig, measure
 
 
 class FakeClock:

@@ -25,6 +25,8 @@ iterations of ``torch.optim.LBFGS``.
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,16 +36,54 @@ from torch import nn
 from mlpbench.errors import UsageError
 from mlpbench.optimizers.base import Counters, Objective, Optimizer, TorchOptimizer
 from mlpbench.optimizers.grammar import OptimizerId, Value, parse_optimizer_id
+from mlpbench.spec import MemoryModel, MLPSpec
 
 
 @dataclass(frozen=True)
 class OptimizerDef:
-    """A registered optimizer: its defaults and how to build it."""
+    """A registered optimizer: its defaults, how to build it, and what it costs in memory."""
 
     defaults: dict[str, Value]
     build: Callable[[nn.Module, dict[str, Value], int | None], Optimizer]
     choices: dict[str, tuple[str, ...]]
     full_batch_only: bool = False
+    #: extra state per parameter, in units of P elements, from the full hyperparameters
+    state: Callable[[dict[str, Value]], float] = lambda hp: 0.0
+    label: str = ""  # one line for legends and help texts
+    second_order: bool = False  # uses Hessians or HVPs (the Newton family)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """An identifier parsed and validated once: use it everywhere instead of the text."""
+
+    id: OptimizerId
+    hp: dict[str, Value]
+
+    @property
+    def name(self) -> str:
+        return self.id.name
+
+    @property
+    def definition(self) -> OptimizerDef:
+        return REGISTRY[self.id.name]
+
+    @property
+    def batch_size(self) -> int | None:
+        """Minibatch size (``None``: full batch)."""
+        batch = self.hp.get("batch")
+        return None if batch in (None, "full") else int(batch)
+
+    @property
+    def state_per_param(self) -> float:
+        """Optimizer state in units of P elements (the memory model's term)."""
+        return float(self.definition.state(self.hp))
+
+    def build(self, model: nn.Module) -> Optimizer:
+        return self.definition.build(model, self.hp, self.batch_size)
+
+    def __str__(self) -> str:
+        return str(self.id)
 
 
 def _torch(cls: type[torch.optim.Optimizer], **rename: str):
@@ -87,34 +127,55 @@ def _newton_cg(model: nn.Module, hp: dict[str, Value], batch: int | None) -> Opt
 
 _MB = 32  # default minibatch size of the stochastic methods
 
+def _units(n: float) -> Callable[[dict[str, Value]], float]:
+    return lambda hp: n
+
+
 REGISTRY: dict[str, OptimizerDef] = {
-    "gd": OptimizerDef({"lr": 0.1}, _torch(torch.optim.SGD), {}, full_batch_only=True),
-    "sgd": OptimizerDef({"lr": 0.1, "batch": _MB}, _torch(torch.optim.SGD), {}),
+    "gd": OptimizerDef({"lr": 0.1}, _torch(torch.optim.SGD), {}, full_batch_only=True,
+                       label="gradient descent (full batch)"),
+    "sgd": OptimizerDef({"lr": 0.1, "batch": _MB}, _torch(torch.optim.SGD), {},
+                        label="minibatch SGD"),
     "momentum": OptimizerDef({"lr": 0.01, "momentum": 0.9, "batch": _MB},
-                             _torch(torch.optim.SGD), {}),
+                             _torch(torch.optim.SGD), {}, state=_units(1),
+                             label="SGD with heavy-ball momentum"),
     "nesterov": OptimizerDef({"lr": 0.01, "momentum": 0.9, "batch": _MB},
-                             _nesterov, {}),
-    "adam": OptimizerDef({"lr": 1e-3, "batch": _MB}, _torch(torch.optim.Adam), {}),
+                             _nesterov, {}, state=_units(1), label="SGD with Nesterov momentum"),
+    "adam": OptimizerDef({"lr": 1e-3, "batch": _MB}, _torch(torch.optim.Adam), {},
+                         state=_units(2), label="Adam"),
     "adamw": OptimizerDef({"lr": 1e-3, "weight_decay": 0.01, "batch": _MB},
-                          _torch(torch.optim.AdamW), {}),
-    "rmsprop": OptimizerDef({"lr": 1e-3, "batch": _MB}, _torch(torch.optim.RMSprop), {}),
-    "adagrad": OptimizerDef({"lr": 1e-2, "batch": _MB}, _torch(torch.optim.Adagrad), {}),
+                          _torch(torch.optim.AdamW), {}, state=_units(2), label="AdamW"),
+    "rmsprop": OptimizerDef({"lr": 1e-3, "batch": _MB}, _torch(torch.optim.RMSprop), {},
+                            state=_units(1), label="RMSprop"),
+    "adagrad": OptimizerDef({"lr": 1e-2, "batch": _MB}, _torch(torch.optim.Adagrad), {},
+                            state=_units(1), label="Adagrad"),
+    # L-BFGS keeps h (s, y) pairs plus the direction and the previous gradient
     "lbfgs": OptimizerDef({"lr": 1.0, "history": 10, "max_iter": 1,
                            "line_search": "strong_wolfe"}, _lbfgs,
-                          {"line_search": ("strong_wolfe", "none")}, full_batch_only=True),
+                          {"line_search": ("strong_wolfe", "none")}, full_batch_only=True,
+                          state=lambda hp: 2 * int(hp["history"]) + 2,
+                          label="L-BFGS (full batch)"),
+    # Newton: the dense Hessian and its factor are counted by the Newton memory model
     "newton": OptimizerDef({"damping": 1e-4, "line_search": "armijo"}, _newton,
-                           {"line_search": ("armijo", "none")}, full_batch_only=True),
+                           {"line_search": ("armijo", "none")}, full_batch_only=True,
+                           label="exact Newton (dense Hessian)", second_order=True),
+    # Newton-CG: CG's residual, direction, iterate and HVP output
     "newton_cg": OptimizerDef({"cg_iters": 10, "damping": 1e-3, "cg_tol": 1e-4,
                                "mode": "fwdrev"}, _newton_cg,
-                              {"mode": ("fwdrev", "revrev")}, full_batch_only=True),
+                              {"mode": ("fwdrev", "revrev")}, full_batch_only=True,
+                              state=_units(4), label="Newton-CG (Hessian-free)",
+                              second_order=True),
 }
 
 _INT_KEYS = {"history", "max_iter", "cg_iters"}
 
 
-def resolve(text: str | OptimizerId) -> tuple[OptimizerId, dict[str, Value]]:
-    """Parse and validate an identifier; return it with its full hyperparameters."""
-    oid = parse_optimizer_id(text) if isinstance(text, str) else text
+@functools.lru_cache(maxsize=512)
+def _resolve_text(text: str) -> Resolved:
+    return _resolve_id(parse_optimizer_id(text))
+
+
+def _resolve_id(oid: OptimizerId) -> Resolved:
     if oid.name not in REGISTRY:
         raise UsageError(f"unknown optimizer {oid.name!r}; choose from {', '.join(REGISTRY)}")
     d = REGISTRY[oid.name]
@@ -126,7 +187,14 @@ def resolve(text: str | OptimizerId) -> tuple[OptimizerId, dict[str, Value]]:
             raise UsageError(f"unknown hyperparameter {key!r} for {oid.name}; "
                              f"known: {', '.join(d.defaults)}")
         hp[key] = _check_value(oid.name, key, value, d)
-    return oid, hp
+    return Resolved(oid, hp)
+
+
+def resolve(text: str | OptimizerId | Resolved) -> Resolved:
+    """Parse and validate an identifier once; return it with its full hyperparameters."""
+    if isinstance(text, Resolved):
+        return text
+    return _resolve_text(text) if isinstance(text, str) else _resolve_id(text)
 
 
 def _check_value(name: str, key: str, value: Value, d: OptimizerDef) -> Value:
@@ -142,29 +210,36 @@ def _check_value(name: str, key: str, value: Value, d: OptimizerDef) -> Value:
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise UsageError(f"{name}: {key} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise UsageError(f"{name}: {key} must be a finite number, got {value}")
     if key in _INT_KEYS and (not isinstance(value, int) or value <= 0):
         raise UsageError(f"{name}: {key} must be a positive integer, got {value}")
     if key == "lr" and value <= 0:
         raise UsageError(f"{name}: learning rate must be positive, got {value}")
     if value < 0:
         raise UsageError(f"{name}: {key} must not be negative, got {value}")
+    if key == "momentum" and value >= 1:
+        raise UsageError(f"{name}: momentum must be below 1, got {value}")
     return value
 
 
-def make_optimizer(text: str | OptimizerId, model: nn.Module) -> Optimizer:
+def make_optimizer(text: str | OptimizerId | Resolved, model: nn.Module) -> Optimizer:
     """Build the optimizer named by ``text`` for ``model``'s parameters."""
-    oid, hp = resolve(text)
-    batch = hp.get("batch")
-    batch_size = None if batch in (None, "full") else int(batch)
-    return REGISTRY[oid.name].build(model, hp, batch_size)
+    return resolve(text).build(model)
 
 
-def batch_size_of(text: str | OptimizerId) -> int | None:
+def batch_size_of(text: str | OptimizerId | Resolved) -> int | None:
     """Minibatch size an identifier asks for (``None``: full batch)."""
-    _, hp = resolve(text)
-    batch = hp.get("batch")
-    return None if batch in (None, "full") else int(batch)
+    return resolve(text).batch_size
 
 
-__all__ = ["REGISTRY", "Counters", "Objective", "Optimizer", "OptimizerId", "TorchOptimizer",
-           "batch_size_of", "make_optimizer", "parse_optimizer_id", "resolve"]
+def memory_model(spec: MLPSpec, optimizer: str | Resolved = "sgd", dtype: str = "fp32",
+                 batch: int = 1) -> MemoryModel:
+    """Training memory of ``spec`` with ``optimizer``: the spec's terms plus the registry's
+    optimizer state (e.g. Adam 2·P, L-BFGS (2h+2)·P)."""
+    return spec.memory(dtype, batch, state_per_param=resolve(optimizer).state_per_param)
+
+
+__all__ = ["REGISTRY", "Counters", "Objective", "Optimizer", "OptimizerId", "Resolved",
+           "TorchOptimizer", "batch_size_of", "make_optimizer", "memory_model",
+           "parse_optimizer_id", "resolve"]

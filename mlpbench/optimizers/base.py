@@ -55,8 +55,8 @@ class Objective:
 
     def loss_of_flat(self) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor]:
         """``(f, theta)``: the loss as a function of the flat parameter vector, and the
-        current flat parameters (see :mod:`mlpbench.second_order`)."""
-        from mlpbench.second_order import flat_loss
+        current flat parameters (see :mod:`mlpbench.measure.second_order`)."""
+        from mlpbench.measure.second_order import flat_loss
 
         return flat_loss(self.model, self.loss_fn, self.x, self.y)
 

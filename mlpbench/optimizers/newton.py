@@ -16,9 +16,15 @@ from torch import nn
 
 from mlpbench.devices import available_memory_bytes
 from mlpbench.errors import UsageError
+from mlpbench.measure.second_order import (
+    gradient,
+    hessian_vmap,
+    hvp_fwdrev,
+    hvp_revrev,
+    set_flat_params,
+)
 from mlpbench.optimizers.base import Objective
-from mlpbench.second_order import gradient, hessian_vmap, hvp_fwdrev, hvp_revrev, set_flat_params
-from mlpbench.summary import format_bytes
+from mlpbench.units import format_bytes
 
 #: Armijo sufficient-decrease constant and backtracking factor (Nocedal & Wright, ch. 3)
 ARMIJO_C1, BACKTRACK = 1e-4, 0.5

@@ -1,40 +1,30 @@
-"""What a spec costs: the data behind ``mlpbench params``, as a dict and as text."""
+"""What a spec costs: the data behind ``mlpbench params``, as a dict and as text (pure:
+the machine's memory is passed in)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import psutil
-import torch
-
-from mlpbench.devices import cuda_available
+from mlpbench.optimizers import memory_model
 from mlpbench.spec import MLPSpec
+from mlpbench.units import format_bytes
 
+#: the optimizers whose training memory ``mlpbench params`` lists
 _OPTIMIZERS = ("sgd", "momentum", "adam", "lbfgs")
 
 
-def format_bytes(n: float) -> str:
-    """Binary-prefixed size, e.g. ``302.0 TiB``."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
-        if abs(n) < 1024 or unit == "EiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
-
-
-def spec_summary(spec: MLPSpec, *, dtype: str = "fp32", batch: int = 1,
-                 lbfgs_history: int = 10) -> dict[str, Any]:
+def spec_summary(spec: MLPSpec, *, ram: int, gpu: int | None, dtype: str = "fp32",
+                 batch: int = 1, lbfgs_history: int = 10) -> dict[str, Any]:
     """Parameter count, FLOPs per sample and the memory table for ``spec``.
 
-    Each memory item says whether it fits in this machine's RAM and, when a GPU is
-    present, in GPU memory.
+    Each memory item says whether it fits in ``ram`` bytes and, when ``gpu`` is given, in
+    GPU memory. Optimizer state comes from the optimizer registry.
     """
-    ram = psutil.virtual_memory().total
-    gpu = torch.cuda.get_device_properties(0).total_memory if cuda_available() else None
     fwd, bwd = spec.forward_flops(), spec.backward_flops()
     items: dict[str, int] = {}
     for opt in _OPTIMIZERS:
-        mem = spec.memory(dtype, batch, opt, lbfgs_history)
+        oid = f"lbfgs[history={lbfgs_history}]" if opt == "lbfgs" else opt
+        mem = memory_model(spec, oid, dtype, batch)
         items.setdefault("params", mem.params)
         items.setdefault("grads", mem.grads)
         items.setdefault("activations", mem.activations)

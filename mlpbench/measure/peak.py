@@ -15,8 +15,8 @@ import torch
 
 from mlpbench.devices import describe_hardware
 from mlpbench.errors import UsageError
+from mlpbench.measure.timing import TimerConfig, measure
 from mlpbench.models import torch_dtype
-from mlpbench.timing import TimerConfig, measure
 
 #: matrix sizes tried: large enough to reach the BLAS's steady state, small enough to be quick
 CPU_SIZES = (512, 1024, 2048)

@@ -11,7 +11,7 @@ phase          what one call does                                              F
 =============  ==============================================================  ==============
 
 A :class:`Bench` holds a model, a fixed batch and targets; :func:`phase_callable` returns
-``(fn, setup)`` for :func:`mlpbench.timing.measure`.
+``(fn, setup)`` for :func:`mlpbench.measure.timing.measure`.
 """
 
 from __future__ import annotations
@@ -25,15 +25,17 @@ from torch import nn
 
 from mlpbench.errors import UsageError
 from mlpbench.models import build_keras, build_torch, torch_dtype
-from mlpbench.spec import MLPSpec
+from mlpbench.optimizers import make_optimizer, memory_model, resolve
+from mlpbench.spec import MLPSpec, dtype_bytes
 
 PHASES = ("infer", "forward", "backward", "train_sgd", "train_adam")
 FRAMEWORKS = ("torch", "keras")
 #: phases the Keras API exposes as one call (its forward and backward are not separable)
 KERAS_PHASES = ("infer", "train_sgd", "train_adam")
-#: learning rates small enough that a benchmark's repeated steps stay finite
-SGD_LR = 1e-3
-ADAM_LR = 1e-4
+#: the optimizer of each training phase, from the registry; learning rates small enough that
+#: a benchmark's repeated steps on one batch stay finite
+PHASE_OPTIMIZERS = {"train_sgd": "sgd[lr=0.001,batch=full]",
+                    "train_adam": "adam[lr=0.0001,batch=full]"}
 
 
 def phase_flops(spec: MLPSpec, phase: str) -> int:
@@ -41,6 +43,15 @@ def phase_flops(spec: MLPSpec, phase: str) -> int:
     fwd, bwd = spec.forward_flops().matmul, spec.backward_flops().matmul
     return {"infer": fwd, "forward": fwd, "backward": bwd,
             "train_sgd": fwd + bwd, "train_adam": fwd + bwd}[phase]
+
+
+def predicted_bytes(spec: MLPSpec, phase: str, dtype: str, batch: int) -> int:
+    """Memory-model bytes a phase needs (inputs and targets included)."""
+    io = batch * (spec.input_dim + spec.output_dim) * dtype_bytes(dtype)
+    if phase in ("infer", "forward"):
+        m = spec.memory(dtype, batch)
+        return m.params + m.activations + io
+    return memory_model(spec, PHASE_OPTIMIZERS.get(phase, "sgd"), dtype, batch).training + io
 
 
 def check_phase(phase: str, framework: str = "torch") -> None:
@@ -116,8 +127,7 @@ def _torch_phase(bench: Bench, phase: str):
             box[:] = [loss_fn(model(x), y)]
 
         return (lambda: box[0].backward()), forward
-    opt = (torch.optim.SGD(model.parameters(), lr=SGD_LR) if phase == "train_sgd"
-           else torch.optim.Adam(model.parameters(), lr=ADAM_LR))
+    opt = make_optimizer(PHASE_OPTIMIZERS[phase], model).opt  # the torch.optim instance
 
     def train_step():
         opt.zero_grad(set_to_none=True)
@@ -141,7 +151,8 @@ def _keras_phase(bench: Bench, phase: str):
             with torch.no_grad():
                 return model(bench.x, training=False)
         return infer
-    opt = (keras.optimizers.SGD(learning_rate=SGD_LR) if phase == "train_sgd"
-           else keras.optimizers.Adam(learning_rate=ADAM_LR))
+    lr = float(resolve(PHASE_OPTIMIZERS[phase]).hp["lr"])
+    opt = (keras.optimizers.SGD(learning_rate=lr) if phase == "train_sgd"
+           else keras.optimizers.Adam(learning_rate=lr))
     model.compile(optimizer=opt, loss="mse")
     return lambda: model.train_on_batch(bench.x, bench.y)

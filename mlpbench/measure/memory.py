@@ -10,12 +10,16 @@ from dataclasses import dataclass
 import psutil
 import torch
 
+from mlpbench.devices import MEMORY_FRACTION, usable_memory_bytes
+from mlpbench.errors import UsageError
+from mlpbench.units import format_bytes
+
 
 def host_peak_rss_bytes() -> int:
     """Peak resident set size of this process so far (``getrusage`` high-water mark).
 
     The mark never goes down, so a per-point figure needs a fresh process per point; the
-    sweep runs each point in one (see :mod:`mlpbench.sweep`).
+    sweep runs each point in one (see :mod:`mlpbench.studies.sweep`).
     """
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
@@ -108,3 +112,49 @@ def host_peak():
         hwm = _vm_hwm_bytes()
         if ok and hwm is not None:
             box[0] = float(max(0, hwm - start))
+
+
+@dataclass
+class Outcome:
+    """What :func:`guarded` saw: ``ok``, or ``oom`` / ``failed`` with a one-line reason."""
+
+    status: str = "ok"
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def as_row(self) -> dict[str, str]:
+        return {"status": self.status, "reason": self.reason}
+
+
+@contextmanager
+def guarded(device: torch.device, what: str = ""):
+    """Run a measurement block; an exception becomes a result (``oom`` or ``failed``).
+
+    Yields an :class:`Outcome`. Out-of-memory (host or CUDA) is ``oom``; any other
+    ``Exception`` is ``failed`` with its type and first line; cached CUDA blocks are released
+    so the next measurement starts clean. Bad input (:class:`UsageError`),
+    ``KeyboardInterrupt`` and ``SystemExit`` pass through.
+    """
+    outcome = Outcome()
+    try:
+        yield outcome
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a failed measurement is a result, not a crash
+        release(device)
+        outcome.status = "oom" if is_oom(exc) else "failed"
+        text = f"{what}{': ' if what else ''}{type(exc).__name__}: {exc}"
+        outcome.reason = (text.splitlines() or [""])[0][:300]
+
+
+def over_budget(need: int, device: torch.device, fraction: float = MEMORY_FRACTION) -> str | None:
+    """Why a measurement needing ``need`` bytes (memory model) must not run on ``device``,
+    or ``None`` when it fits in ``fraction`` of the device's memory."""
+    limit = usable_memory_bytes(device, fraction)
+    if need <= limit:
+        return None
+    return (f"would need {format_bytes(need)} (memory model) > {format_bytes(limit)} "
+            f"({fraction:.0%} of {device.type} memory)")

@@ -32,7 +32,7 @@ WORKLOADS = ("quadratic", "teacher", "mixture", "local_minima")
 def mse(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared error, written out: ``F.mse_loss`` fails under forward-over-reverse AD
     (``jvp(grad(f))`` raises "ZeroTensors are immutable" in torch 2.13), which the
-    Hessian-vector products of :mod:`mlpbench.second_order` need."""
+    Hessian-vector products of :mod:`mlpbench.measure.second_order` need."""
     return (out - target).pow(2).mean()
 
 

@@ -1,0 +1,69 @@
+"""Command-line interface: argparse only; every subcommand calls one function of
+:mod:`mlpbench.jobs`. Bad input is one line on stderr and exit code 2; SIGINT exits 130 and
+SIGTERM 143, each with a message (results already written stay consistent)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Sequence
+
+from mlpbench.cli import basic, studies
+from mlpbench.cli.common import Parser
+from mlpbench.errors import UsageError
+
+EXIT_USAGE = 2
+#: modules registering subcommands, in the order of ``mlpbench --help``
+COMMANDS = (basic, studies)
+
+
+class Terminated(Exception):
+    """SIGTERM arrived (raised from the signal handler so cleanup code runs)."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="mlpbench", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def _version() -> str:
+    from mlpbench import __version__
+
+    return f"mlpbench {__version__}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the process exit code (2 for bad input)."""
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"mlpbench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # a full disk, a read-only folder... never a traceback
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"mlpbench: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("mlpbench: interrupted; results written so far are kept (--resume continues)",
+              file=sys.stderr)
+        return 130
+    except Terminated:
+        print("mlpbench: terminated; results written so far are kept (--resume continues)",
+              file=sys.stderr)
+        return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

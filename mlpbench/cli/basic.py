@@ -1,0 +1,109 @@
+"""Subcommands that describe, report and gate: params, info, report, run, regress."""
+
+from __future__ import annotations
+
+import argparse
+
+from mlpbench import jobs
+from mlpbench.cli.common import add_threads, positive_int, print_json, threads_of
+
+
+def register(sub) -> None:
+    p = sub.add_parser("params", help="parameter count, FLOPs and memory model of an MLP")
+    p.add_argument("--input-dim", "-d", type=positive_int("--input-dim"), default=100,
+                   help="input dimension d")
+    p.add_argument("--width", "-w", type=positive_int("--width"), default=1000,
+                   help="hidden width n_h")
+    p.add_argument("--depth", "-L", type=positive_int("--depth"), default=10,
+                   help="number of hidden layers L")
+    p.add_argument("--output-dim", type=positive_int("--output-dim"), default=1)
+    p.add_argument("--activation", default="relu")
+    p.add_argument("--no-bias", action="store_true")
+    p.add_argument("--dtype", default="fp32")
+    p.add_argument("--batch", type=positive_int("--batch"), default=1,
+                   help="batch size for activation memory")
+    p.add_argument("--lbfgs-history", type=positive_int("--lbfgs-history"), default=10)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_params)
+
+    p = sub.add_parser("info", help="describe this machine's hardware and software")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("report", help="one self-contained HTML report of all results")
+    p.add_argument("--asv-results", help="asv results folder (e.g. results/asv)")
+    p.add_argument("--runs", nargs="+", action="extend", default=[],
+                   help="mlpbench run folders (repeatable)")
+    p.add_argument("--reference", action="store_true",
+                   help="add the committed reference results (results/ of the source checkout, "
+                        "or $MLPBENCH_RESULTS)")
+    p.add_argument("--out", "-o", default="report.html")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("run", help="the main job: a default sweep, then its HTML report")
+    p.add_argument("--preset", choices=["quick", "default", "full"], default="default")
+    p.add_argument("--out", "-o", default="runs/main", help="results folder")
+    p.add_argument("--report", default="report.html")
+    p.add_argument("--all", action="store_true",
+                   help="also optimizer convergence and the Newton cost study")
+    add_threads(p)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("regress", help="CI regression check: compare two commits' asv results")
+    p.add_argument("base", help="base commit (e.g. origin/main)")
+    p.add_argument("head", help="commit under test (e.g. HEAD)")
+    p.add_argument("--factor", type=float, default=1.1,
+                   help="flag a benchmark slower than this ratio (and significant)")
+    p.add_argument("--bench", "-b", help="asv benchmark regex (with --run)")
+    p.add_argument("--machine", help="asv machine name")
+    p.add_argument("--config", default="asv.conf.json")
+    p.add_argument("--run", action="store_true",
+                   help="run both commits first (asv's own virtualenv mode)")
+    p.add_argument("--quick", action="store_true", help="with --run: one sample per point")
+    p.set_defaults(func=cmd_regress)
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    from mlpbench.analysis.params import render_summary
+    from mlpbench.spec import MLPSpec, dtype_bytes
+
+    dtype_bytes(args.dtype)
+    spec = MLPSpec(args.input_dim, args.width, args.depth, args.output_dim, args.activation,
+                   bias=not args.no_bias)
+    summary = jobs.params_summary(spec, dtype=args.dtype, batch=args.batch,
+                                  lbfgs_history=args.lbfgs_history)
+    print_json(summary) if args.json else print(render_summary(summary))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from mlpbench.devices import describe_hardware
+
+    info = describe_hardware()
+    if args.json:
+        print_json(info)
+    else:
+        for key, value in info.items():
+            print(f"{key:<18} {value}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    print(jobs.report(args.asv_results, args.runs, args.out, reference=args.reference))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    print(jobs.main_job(args.preset, args.out, args.report, everything=args.all,
+                        resume=args.resume, progress=not args.quiet,
+                        n_threads=threads_of(args)))
+    return 0
+
+
+def cmd_regress(args: argparse.Namespace) -> int:
+    from mlpbench.regress import regress
+
+    return regress(args.base, args.head, factor=args.factor, bench=args.bench,
+                   machine=args.machine, config=args.config, run=args.run, quick=args.quick)

@@ -1,0 +1,142 @@
+"""Compositions: what each command does, end to end (study → stored tables → analysis →
+text or report). The CLI parses flags and calls exactly one function here."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mlpbench.errors import UsageError
+
+_TABLE = {"index": False, "float_format": lambda v: f"{v:.4g}"}
+
+
+def params_summary(spec, *, dtype: str = "fp32", batch: int = 1,
+                   lbfgs_history: int = 10) -> dict[str, Any]:
+    """``mlpbench params``: counts and the memory table against this machine's memory."""
+    import torch
+
+    from mlpbench.analysis.params import spec_summary
+    from mlpbench.devices import device_memory_bytes
+
+    gpu = (device_memory_bytes(torch.device("cuda")) if torch.cuda.is_available() else None)
+    return spec_summary(spec, ram=device_memory_bytes(torch.device("cpu")), gpu=gpu,
+                        dtype=dtype, batch=batch, lbfgs_history=lbfgs_history)
+
+
+def sweep(config, out: str | os.PathLike, *, resume: bool = False,
+          progress: bool = True) -> str:
+    """``mlpbench sweep``: measure, store, summarise."""
+    from mlpbench.analysis.summaries import sweep_text
+    from mlpbench.studies.sweep import run_sweep
+
+    frame = run_sweep(config, out, resume=resume, progress=progress)
+    return sweep_text(frame) + f"\nresults: {out}/sweep.csv, {out}/sweep.json"
+
+
+def converge(out: str | os.PathLike, **kwargs: Any) -> str:
+    """``mlpbench converge``: the runs, then their aggregates as text."""
+    from mlpbench.analysis.convergence import aggregate, lr_summary, minima_table
+    from mlpbench.studies.convergence import converge_to_dir
+
+    tables = converge_to_dir(out, **kwargs)
+    cols = ["workload", "optimizer", "reached", "runs", "steps_median", "time_median",
+            "evals_median", "final_loss_median"]
+    parts = [aggregate(tables["converge"])[cols].to_string(**_TABLE)]
+    if "lr_sensitivity" in tables:
+        parts.append("best learning rate per optimizer:\n"
+                     + lr_summary(tables["lr_sensitivity"])[1].to_string(**_TABLE))
+    if "minima_runs" in tables:
+        parts.append("GD vs SGD on local_minima (runs reaching the target loss):\n"
+                     + minima_table(tables["minima_runs"]).to_string(**_TABLE))
+    return "\n\n".join(parts) + f"\nresults: {out}/"
+
+
+def newton_cost(cfg, out: str | os.PathLike, *, resume: bool = False, per_cost: bool = False,
+                refuse: bool = False, progress: bool = True) -> str:
+    """``mlpbench newton-cost``: measure; store the fits, ratios and per-cost race beside."""
+    from mlpbench.analysis.newton import analyse, per_cost_table, report_text
+    from mlpbench.results import write_table
+    from mlpbench.studies.newton_cost import refuse_newton, run_cost_study
+
+    if refuse and "newton_step" in cfg.operations:
+        for spec in cfg.specs():
+            refuse_newton(spec, cfg.device, cfg.memory_fraction)
+    frame = run_cost_study(cfg, out, resume=resume, progress=progress)
+    info = analyse(frame)
+    write_table(Path(out), "newton_fit", info["fits"])
+    write_table(Path(out), "newton_ratios", info["ratios"])
+    text = report_text(info)
+    if per_cost:
+        from mlpbench.studies.per_cost import convergence_per_cost
+
+        runs = convergence_per_cost(progress=progress)
+        per, verdict = per_cost_table(runs)
+        write_table(Path(out), "newton_runs", runs)
+        write_table(Path(out), "newton_convergence", per)
+        loses = verdict["newton_loses_from_params"]
+        text += ("\n\nconvergence per unit of cost (teacher-student, median over seeds):\n"
+                 + per.to_string(**_TABLE) + "\nexact Newton loses on wall time from P = "
+                 + (f"{loses:,}" if loses else "never, in this grid"))
+    return text + f"\nresults: {out}/"
+
+
+def reference_results() -> tuple[str | None, list[str]]:
+    """The committed reference results: ``$MLPBENCH_RESULTS``, else ``results/`` beside the
+    package (a source checkout). Returns (asv results folder or None, run folders)."""
+    import mlpbench
+
+    candidates = ([Path(os.environ["MLPBENCH_RESULTS"])] if os.environ.get("MLPBENCH_RESULTS")
+                  else []) + [Path(mlpbench.__file__).resolve().parents[1] / "results"]
+    for root in candidates:
+        runs = sorted({str(p.parent) for p in root.glob("runs/**/*.csv")})
+        asv = root / "asv"
+        if runs or asv.is_dir():
+            return (str(asv) if asv.is_dir() else None), runs
+    raise UsageError("--reference: no reference results found in "
+                     + " or ".join(str(c) for c in candidates)
+                     + " (set MLPBENCH_RESULTS to a results folder of a source checkout)")
+
+
+def report(asv_dir: str | None, runs: list[str], out: str | os.PathLike, *,
+           reference: bool = False) -> str:
+    """``mlpbench report``: one HTML page from asv results and run folders."""
+    from mlpbench.report import build_report
+
+    if reference:
+        ref_asv, ref_runs = reference_results()
+        asv_dir = asv_dir or ref_asv
+        runs = list(runs) + ref_runs
+    return f"report: {build_report(asv_dir, runs, out)}"
+
+
+def main_job(preset_name: str, out: str | os.PathLike, report_path: str, *,
+             everything: bool = False, resume: bool = False, progress: bool = True,
+             n_threads: int | None = None) -> str:
+    """The main job: a sweep (and with ``everything`` the convergence and Newton studies),
+    then the HTML report."""
+    from mlpbench.studies.convergence import DEFAULT_OPTIMIZERS, lr_grid
+    from mlpbench.studies.newton_cost import CostConfig
+    from mlpbench.studies.sweep import preset
+
+    out = Path(out)
+    parts = [sweep(preset(preset_name, threads=n_threads), out / "sweep", resume=resume,
+                   progress=progress)]
+    runs = [str(out / "sweep")]
+    if everything:
+        parts.append(converge(out / "converge", workloads=["teacher", "mixture"],
+                              optimizers=list(DEFAULT_OPTIMIZERS), seeds=list(range(5)),
+                              lr_values=lr_grid(1e-3, 1.0, 7), minima=True,
+                              n_threads=n_threads, resume=resume, progress=progress))
+        parts.append(newton_cost(CostConfig(threads=n_threads), out / "newton", resume=resume,
+                                 per_cost=True, progress=progress))
+        runs += [str(out / "converge"), str(out / "newton")]
+    parts.append(report(None, runs, report_path))
+    return "\n".join(parts)
+
+
+def frame_text(frame: pd.DataFrame) -> str:
+    return frame.to_string(**_TABLE)

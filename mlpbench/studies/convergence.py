@@ -1,0 +1,165 @@
+"""Convergence studies over the runner: many (workload, optimizer, seed) runs, learning-rate
+sensitivity (DeepOBS style) and GD vs SGD on the local-minima problem.
+
+Every run is written as soon as it ends (one row per run, tables rewritten atomically), so a
+kill loses only the run in flight, and ``resume`` skips the runs already stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import pandas as pd
+import torch
+
+from mlpbench.devices import describe_hardware, resolve_device, threads
+from mlpbench.errors import UsageError
+from mlpbench.optimizers import OptimizerId, resolve
+from mlpbench.problems.runner import Budget, RunSettings, run
+from mlpbench.problems.workloads import WORKLOADS, make_workload
+from mlpbench.results import RunFolder
+
+KIND = "converge"
+DEFAULT_OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad",
+                      "lbfgs", "lbfgs[line_search=none]")
+MINIMA_BUDGET = Budget(max_steps=20_000, max_seconds=60.0)
+#: the batch sizes of the GD-vs-SGD comparison ("full" is GD)
+MINIMA_BATCHES: tuple[int | str, ...] = ("full", 64, 16, 4)
+
+#: one job: (workload, optimizer id, seed, extra columns for the row)
+Job = tuple[str, str, int, dict[str, Any]]
+
+
+def run_jobs(jobs: Sequence[Job], *, device: str = "cpu", budget: Budget = Budget(),
+             settings: RunSettings = RunSettings(), data_seed: int = 0,
+             progress: bool = False, save: Callable[[dict, pd.DataFrame], None] | None = None
+             ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run every job; ``save(summary_row, trajectory)`` is called after each one.
+
+    The data are drawn once per workload from ``data_seed``; the seed varies the model's
+    initialization and the minibatch order. Returns the summaries and stacked trajectories.
+    """
+    from tqdm.auto import tqdm
+
+    dev = resolve_device(device)
+    hardware = describe_hardware()
+    workloads: dict[str, Any] = {}
+    summaries, trajs = [], []
+    for job in tqdm(jobs, desc="converge", unit="run", disable=not progress):
+        wname, opt, seed, extra = job
+        if wname not in workloads:
+            workloads[wname] = make_workload(wname, seed=data_seed, device=dev)
+        res = run(workloads[wname], opt, seed=seed, budget=budget, settings=settings)
+        row = {**res.summary(), **extra, "machine_id": hardware["machine_id"],
+               "torch": torch.__version__, "threads": torch.get_num_threads()}
+        traj = res.trajectory.assign(workload=wname, optimizer=res.optimizer, seed=seed)
+        summaries.append(row)
+        trajs.append(traj)
+        if save:
+            save(row, traj)
+    summary = pd.DataFrame(summaries)
+    return summary, (pd.concat(trajs, ignore_index=True) if trajs else pd.DataFrame())
+
+
+def run_many(workloads: Sequence[str], optimizers: Sequence[str], seeds: Sequence[int],
+             **kwargs: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every (workload, optimizer, seed); see :func:`run_jobs`."""
+    for o in optimizers:
+        resolve(o)
+    return run_jobs([(w, o, s, {}) for w in workloads for o in optimizers for s in seeds],
+                    **kwargs)
+
+
+def lr_grid(lo: float, hi: float, num: int) -> list[float]:
+    """A log-spaced learning-rate grid from ``lo`` to ``hi`` (DeepOBS style)."""
+    import numpy as np
+
+    if not (0 < lo < hi < float("inf")) or isinstance(num, bool) or num < 2:
+        raise UsageError(f"learning-rate grid needs 0 < lo < hi (finite) and at least 2 "
+                         f"points, got {lo}:{hi}:{num}")
+    return [float(v) for v in np.geomspace(lo, hi, num)]
+
+
+def lr_jobs(workload: str, optimizers: Sequence[str], lrs: Sequence[float],
+            seeds: Sequence[int]) -> list[Job]:
+    """Each optimizer at every learning rate: jobs carrying ``base`` (the id without lr) and
+    ``lr`` columns."""
+    jobs = []
+    for o in optimizers:
+        oid = resolve(o).id
+        base = str(OptimizerId(oid.name, tuple(kv for kv in oid.params if kv[0] != "lr")))
+        for lr in lrs:
+            jobs += [(workload, str(oid.with_params(lr=lr)), s, {"base": base, "lr": lr})
+                     for s in seeds]
+    return jobs
+
+
+def minima_jobs(seeds: int, lr: float = 0.1,
+                batch_sizes: Sequence[int | str] = MINIMA_BATCHES) -> list[Job]:
+    """GD vs SGD on ``local_minima`` at one step size, every initialization."""
+    ids = [f"gd[lr={lr:g}]" if b == "full" else f"sgd[lr={lr:g},batch={b}]"
+           for b in batch_sizes]
+    return [("local_minima", o, s, {}) for o in ids for s in range(seeds)]
+
+
+def _part(folder: RunFolder, kind: str, jobs: list[Job], traj_kind: str | None,
+          **kw: Any) -> pd.DataFrame:
+    """Run the jobs of one part of the study not stored yet, saving after each run."""
+    rows = folder.rows(kind)
+    trajs = [pd.DataFrame(folder.rows(traj_kind))] if traj_kind else []
+    done = {(r["workload"], r["optimizer"], int(r["seed"])) for r in rows}
+    todo = [j for j in jobs if (j[0], str(resolve(j[1])), j[2]) not in done]
+
+    def save(row: dict, traj: pd.DataFrame) -> None:
+        rows.append(row)
+        folder.write(kind, rows)
+        if traj_kind:
+            trajs.append(traj)
+            folder.write(traj_kind, pd.concat(trajs, ignore_index=True))
+
+    run_jobs(todo, save=save, **kw)
+    return pd.DataFrame(rows)
+
+
+def converge_to_dir(out, *, workloads: Sequence[str], optimizers: Sequence[str],
+                    seeds: Sequence[int], device: str = "cpu", budget: Budget = Budget(),
+                    settings: RunSettings = RunSettings(), lr_values: Sequence[float] = (),
+                    minima: bool = False, n_threads: int | None = None, resume: bool = False,
+                    progress: bool = True) -> dict[str, pd.DataFrame]:
+    """The ``mlpbench converge`` study: per-run tables written to ``out`` as runs finish.
+
+    Tables: ``converge`` (one row per run) and ``trajectories``; with ``lr_values``
+    ``lr_sensitivity`` (one row per run, with ``base`` and ``lr``); with ``minima``
+    ``minima_runs`` (GD vs SGD on the local-minima problem). Aggregates are computed by
+    :mod:`mlpbench.analysis.convergence`.
+    """
+    for w in workloads:
+        if w not in WORKLOADS:
+            raise UsageError(f"unknown workload {w!r}; choose from {', '.join(WORKLOADS)}")
+    optimizers = [str(resolve(o)) for o in optimizers]
+    if len(set(optimizers)) != len(optimizers) or len(set(workloads)) != len(workloads):
+        raise UsageError("an optimizer or workload is listed twice")
+    config = {"workloads": list(workloads), "optimizers": optimizers, "seeds": list(seeds),
+              "device": device, "budget": asdict(budget), "settings": asdict(settings),
+              "lr_values": list(lr_values), "minima": minima, "threads": n_threads}
+    kw = dict(device=device, budget=budget, settings=settings, progress=progress)
+    tables: dict[str, pd.DataFrame] = {}
+    with RunFolder(out, KIND, resume=resume, config=config) as folder, threads(n_threads):
+        folder.write_meta(KIND, {"hardware": describe_hardware(), "torch": torch.__version__})
+        jobs = [(w, o, s, {}) for w in workloads for o in optimizers for s in seeds]
+        tables["converge"] = _part(folder, "converge", jobs, "trajectories", **kw)
+        if lr_values:
+            jobs = [j for w in workloads for j in lr_jobs(w, optimizers, lr_values, seeds)]
+            tables["lr_sensitivity"] = _part(folder, "lr_sensitivity", jobs, None, **kw)
+        if minima:
+            mkw = {**kw, "budget": MINIMA_BUDGET,
+                   "settings": RunSettings(eval_every=50, patience=40, stall_tol=1e-4)}
+            tables["minima_runs"] = _part(folder, "minima_runs",
+                                          minima_jobs(max(len(seeds), 20)), None, **mkw)
+    return tables
+
+
+__all__ = ["DEFAULT_OPTIMIZERS", "Budget", "RunSettings", "converge_to_dir", "lr_grid",
+           "lr_jobs", "minima_jobs", "run_jobs", "run_many"]
