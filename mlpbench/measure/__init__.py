@@ -1,0 +1,1 @@
+"""How one thing is timed or weighed, safely."""

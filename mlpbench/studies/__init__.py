@@ -1,0 +1,1 @@
+"""Studies: run a grid of measurements and store tidy tables with their metadata."""
