@@ -131,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_newton_cost)
 
+    from mlpbench.cli_distributed import add_parser as _add_distributed
+    _add_distributed(sub)
     p = sub.add_parser("regress", help="CI regression check: compare two commits' asv results")
     p.add_argument("base", help="base commit (e.g. origin/main)")
     p.add_argument("head", help="commit under test (e.g. HEAD)")

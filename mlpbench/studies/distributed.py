@@ -190,7 +190,8 @@ def _rows_for_launch(c: DistConfig, ws: int, rnd: int, result: dict, failure: st
     for p in c.points:
         base = {"round": rnd, "world_size": ws, "nodes": c.nnodes, "backend": c.backend, **p,
                 "batch_per_worker": per_worker_batch(p, ws), "threads": c.threads,
-                "seed": c.seed, "torch": torch.__version__}
+                "seed": c.seed, "torch": torch.__version__,
+                "params": MLPSpec(p["input_dim"], p["width"], p["depth"]).num_params}
         skip = _skip_reason(p, c, ws)
         if skip:
             rows.append({**base, "status": "skipped", "reason": skip})
@@ -201,9 +202,16 @@ def _rows_for_launch(c: DistConfig, ws: int, rnd: int, result: dict, failure: st
     return rows
 
 
+#: columns of rank 0's measurement of a point (absent, i.e. empty, on skipped/failed rows)
+MEASURED = ("params", "step_s", "step_iqr_s", "compute_s", "compute_iqr_s", "allreduce_s",
+            "allreduce_iqr_s", "n_steps", "step_s_rank_medians")
+
+
 def add_derived(frame: pd.DataFrame) -> pd.DataFrame:
     """Samples/s, exposed communication, comm share, overlap and efficiency per row."""
-    f = frame.copy()
+    f = frame.reindex(columns=list(dict.fromkeys([*frame.columns, *MEASURED])))
+    for col in MEASURED[:-1]:
+        f[col] = pd.to_numeric(f[col])
     f["global_batch"] = f["batch_per_worker"] * f["world_size"]
     f["samples_per_s"] = f["global_batch"] / f["step_s"]
     f["comm_exposed_s"] = f["step_s"] - f["compute_s"]

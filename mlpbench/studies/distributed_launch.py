@@ -96,6 +96,6 @@ def launch(plan: dict, c: Any, ws: int, port: int) -> tuple[dict, str | None, Pa
             kill_tree(proc.pid)
             proc.wait()
     result = json.loads(result_path.read_text()) if result_path.exists() else {}
-    if failure is None and not result.get("done"):
+    if failure is None and c.node_rank == 0 and not result.get("done"):
         failure = "torchrun exited 0 but rank 0 wrote no complete result"
     return result, failure, log_path

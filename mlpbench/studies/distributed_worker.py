@@ -40,8 +40,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from mlpbench.devices import describe_hardware, set_threads, synchronize
-from mlpbench.measure.collectives import (allreduce_samples, bandwidth_rows, slowest_rank,
-                                          summarize)
+from mlpbench.measure.collectives import allreduce_samples, bandwidth_rows, slowest_rank, summarize
 from mlpbench.models import build_torch
 from mlpbench.spec import MLPSpec
 
