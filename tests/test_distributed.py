@@ -240,3 +240,17 @@ def test_two_node_simulation(tmp_path):
     meta = _strict_json(tmp_path / "n0" / "distributed.json")
     assert [h["node_rank"] for h in meta["hardware"]] == [0, 1]
     assert not (tmp_path / "n1").exists() and _no_children() == []
+
+
+def test_figures_return_axes_with_units():
+    from mlpbench.report import fig_distributed as fig
+
+    s = scaling_summary(add_derived(pd.DataFrame(_rows())))
+    coll = pd.DataFrame({"round": 0, "world_size": 2, "bytes": [1024, 4096],
+                         "median_s": [2e-4, 3e-4], "busbw_gbps": [0.5, 1.0]})
+    table = pd.concat([s, project(s, coll)], ignore_index=True)
+    ax = fig.scaling_efficiency(table)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("projection" in t for t in labels) and any("measured" in t for t in labels)
+    assert "world size" in fig.comm_share(table).get_xlabel()
+    assert "GB/s" in fig.bus_bandwidth(coll).get_ylabel()
