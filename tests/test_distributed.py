@@ -254,3 +254,12 @@ def test_figures_return_axes_with_units():
     assert any("projection" in t for t in labels) and any("measured" in t for t in labels)
     assert "world size" in fig.comm_share(table).get_xlabel()
     assert "GB/s" in fig.bus_bandwidth(coll).get_ylabel()
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_nccl_one_gpu(tmp_path):
+    assert main(["distributed", "--backend", "nccl", "--world-sizes", "1", *TINY,
+                 "--out", str(tmp_path)]) == 0
+    f = pd.read_csv(tmp_path / "distributed.csv")
+    assert set(f["status"]) == {"ok"} and set(f["backend"]) == {"nccl"}
