@@ -263,3 +263,13 @@ def test_nccl_one_gpu(tmp_path):
                  "--out", str(tmp_path)]) == 0
     f = pd.read_csv(tmp_path / "distributed.csv")
     assert set(f["status"]) == {"ok"} and set(f["backend"]) == {"nccl"}
+
+
+def test_collectives_summary_medians():
+    from mlpbench.analysis.distributed import collectives_summary
+
+    coll = pd.DataFrame({"backend": "gloo", "nodes": 1, "world_size": 2, "bytes": 1024,
+                         "round": [0, 1, 2], "median_s": [1.0, 2.0, 9.0],
+                         "algbw_gbps": [3.0, 1.0, 2.0], "busbw_gbps": [3.0, 1.0, 2.0]})
+    row = collectives_summary(coll).iloc[0]
+    assert row["rounds"] == 3 and row["median_s"] == 2.0 and row["busbw_gbps_q75"] == 2.5

@@ -111,3 +111,13 @@ def scaling_table(frame: pd.DataFrame, collectives: pd.DataFrame | None = None,
     if collectives is None or (collectives["world_size"] <= 1).all():
         return summary
     return pd.concat([summary, project(summary, collectives, world_sizes)], ignore_index=True)
+
+
+def collectives_summary(collectives: pd.DataFrame) -> pd.DataFrame:
+    """Median and 25th/75th percentile over rounds of time and bus bandwidth per size and P."""
+    groups = collectives.groupby(["backend", "nodes", "world_size", "bytes"])
+    parts = [groups.size().rename("rounds")]
+    for m in ("median_s", "algbw_gbps", "busbw_gbps"):
+        parts += [groups[m].median().rename(m), groups[m].agg(_q(25)).rename(f"{m}_q25"),
+                  groups[m].agg(_q(75)).rename(f"{m}_q75")]
+    return pd.concat(parts, axis=1).reset_index()

@@ -49,6 +49,13 @@ def _lines(data: pd.DataFrame, y: str, ax) -> None:
                     label=f"{series} projection")
 
 
+def _world_ticks(ax, data: pd.DataFrame) -> None:
+    """Ticks at the world sizes shown, labelled as plain integers (after the log scale)."""
+    sizes = sorted(data["world_size"].unique())
+    ax.set_xticks(sizes, [str(int(n)) for n in sizes])
+    ax.minorticks_off()
+
+
 def scaling_efficiency(data: pd.DataFrame, *, ax=None):
     """Scaling efficiency (samples/s over P × one worker's) against world size (log x)."""
     ax = _ax(ax)
@@ -56,6 +63,7 @@ def scaling_efficiency(data: pd.DataFrame, *, ax=None):
     ax.axhline(1.0, color="grey", lw=1, ls=":")
     ax.set(xscale="log", xlabel="world size (workers)", ylabel="scaling efficiency (1 = ideal)",
            title="DDP scaling efficiency (dashed: ring-model projection)")
+    _world_ticks(ax, data)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return ax
 
@@ -67,16 +75,18 @@ def comm_share(data: pd.DataFrame, *, ax=None):
     ax.set(xscale="log", ylim=(0, 1.02), xlabel="world size (workers)",
            ylabel="communication share of step time",
            title="Exposed all-reduce time / step time (dashed: projection)")
+    _world_ticks(ax, data)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return ax
 
 
 def bus_bandwidth(collectives: pd.DataFrame, *, ax=None):
-    """All-reduce bus bandwidth (GB/s) against message size, one line per world size > 1."""
+    """All-reduce bus bandwidth (GB/s) against message size, one line per world size > 1
+    (median over rounds, band: interquartile range)."""
     ax = _ax(ax)
     data = collectives[collectives["world_size"] > 1]
     sns.lineplot(data=data, x="bytes", y="busbw_gbps", hue="world_size", palette=PALETTE,
-                 marker="o", errorbar=("pi", 50), ax=ax)
+                 marker="o", estimator="median", errorbar=("pi", 50), ax=ax)
     ax.set(xscale="log", yscale="log", xlabel="message size (bytes)",
            ylabel="bus bandwidth (GB/s, 10⁹ B/s)", title="All-reduce bus bandwidth (nccl-tests)")
     return ax
