@@ -190,7 +190,8 @@ def test_single_node_end_to_end(tmp_path, capsys):
     two = coll[coll["world_size"] == 2]
     assert np.allclose(two["busbw_gbps"], two["bytes"] / two["median_s"] / 1e9)
     meta = _strict_json(tmp_path / "distributed.json")
-    assert meta["hardware"][0]["machine_id"] and _no_children() == []
+    assert meta["hardware"]["machine_id"] == f["machine_id"].iloc[0]
+    assert meta["node_hardware"][0]["node_rank"] == 0 and _no_children() == []
 
 
 @pytest.mark.slow
@@ -238,7 +239,8 @@ def test_two_node_simulation(tmp_path):
     assert set(f["status"]) == {"ok"} and set(f["nodes"]) == {2} and set(f["world_size"]) == {2}
     assert math.isnan(f["efficiency"].iloc[0])  # no world-size-1 baseline in this run
     meta = _strict_json(tmp_path / "n0" / "distributed.json")
-    assert [h["node_rank"] for h in meta["hardware"]] == [0, 1]
+    assert [h["node_rank"] for h in meta["node_hardware"]] == [0, 1]
+    assert meta["hardware"]["machine_id"] == f["machine_id"].iloc[0]
     assert not (tmp_path / "n1").exists() and _no_children() == []
 
 
@@ -273,3 +275,14 @@ def test_collectives_summary_medians():
                          "algbw_gbps": [3.0, 1.0, 2.0], "busbw_gbps": [3.0, 1.0, 2.0]})
     row = collectives_summary(coll).iloc[0]
     assert row["rounds"] == 3 and row["median_s"] == 2.0 and row["busbw_gbps_q75"] == 2.5
+
+
+def test_resume_keeps_only_finished_launches(tmp_path):
+    from mlpbench.studies.distributed import _done_launches
+
+    rows = [{**r, "world_size": ws, "round": rnd, "status": st}
+            for rnd, ws, st in [(0, 1, "ok"), (0, 2, "failed"), (1, 1, "ok")]
+            for r in _rows()[:1]]
+    pd.DataFrame(rows).to_csv(tmp_path / "distributed.csv", index=False)
+    kept, coll, done = _done_launches(tmp_path)
+    assert done == {(0, 1), (1, 1)} and len(kept) == 2 and coll == []

@@ -3,7 +3,7 @@
 For every round and world size, :func:`run_distributed` starts one ``torchrun`` (in its own
 session, under a timeout) whose ranks run :mod:`mlpbench.studies.distributed_worker` over the
 whole grid, then merges rank 0's results into ``distributed.csv`` / ``collectives.csv`` and
-``distributed.json`` (hardware of every node). World sizes are interleaved within a round
+``distributed.json`` (``hardware``: node 0, ``node_hardware``: every node). World sizes are interleaved within a round
 so that drift on a noisy machine hits them alike. A launch that fails or times out becomes
 ``failed`` rows with the reason; its processes are killed, never left behind.
 
@@ -229,7 +229,8 @@ def save(out: Path, rows: list[dict], coll: list[dict], meta: dict) -> pd.DataFr
     """Write ``distributed.csv`` (+ derived columns), ``collectives.csv`` and the metadata."""
     frame = add_derived(pd.DataFrame(rows)) if rows else pd.DataFrame()
     atomic_write(out / "distributed.csv", frame.to_csv(index=False))
-    atomic_write(out / "collectives.csv", pd.DataFrame(coll).to_csv(index=False))
+    if coll:  # no empty table: --no-collectives writes no collectives.csv
+        atomic_write(out / "collectives.csv", pd.DataFrame(coll).to_csv(index=False))
     atomic_write(out / "distributed.json", json.dumps(meta, indent=2, allow_nan=False,
                                                       default=str))
     return frame
@@ -240,7 +241,7 @@ def _done_launches(out: Path) -> tuple[list[dict], list[dict], set]:
         return [], [], set()
     rows = pd.read_csv(out / "distributed.csv").to_dict("records")
     coll_path = out / "collectives.csv"
-    coll = pd.read_csv(coll_path).to_dict("records") if coll_path.stat().st_size > 1 else []
+    coll = pd.read_csv(coll_path).to_dict("records") if coll_path.exists() else []
     done = {(r["round"], r["world_size"]) for r in rows if r["status"] in ("ok", "diverged")}
     rows = [r for r in rows if (r["round"], r["world_size"]) in done]
     coll = [r for r in coll if (r["round"], r["world_size"]) in done]
@@ -255,7 +256,11 @@ def run_distributed(c: DistConfig, out: str | os.PathLike, *, resume: bool = Fal
     writer = c.node_rank == 0
     path = prepare_out(out, "distributed.csv" if writer else None, resume) if writer else None
     rows, coll, done = _done_launches(path) if writer and resume else ([], [], set())
-    meta = {"config": asdict(c), "hardware": [describe_hardware()], "torch": torch.__version__}
+    here = describe_hardware()
+    # "hardware" is node 0's description (as in every other kind); "node_hardware" every node's
+    meta = {"config": asdict(c), "hardware": here, "node_hardware": [{"node_rank": 0, **here}],
+            "torch": torch.__version__}
+    ctx = {"machine_id": here["machine_id"], "hostname": here["hostname"]}
     with tempfile.TemporaryDirectory(prefix="mlpbench-dist-") as tmp:
         for rnd in range(c.rounds):
             for ws in c.world_sizes:
@@ -272,10 +277,10 @@ def run_distributed(c: DistConfig, out: str | os.PathLike, *, resume: bool = Fal
                 if failure:  # keep the torchrun log of a failed launch beside the results
                     (path / "logs").mkdir(exist_ok=True)
                     shutil.copy(log_path, path / "logs" / f"r{rnd}-ws{ws}.log")
-                rows += _rows_for_launch(c, ws, rnd, result, failure)
-                coll += [{"round": rnd, "world_size": ws, "nodes": c.nnodes,
+                rows += [{**ctx, **r} for r in _rows_for_launch(c, ws, rnd, result, failure)]
+                coll += [{**ctx, "round": rnd, "world_size": ws, "nodes": c.nnodes,
                           "backend": c.backend, **r} for r in result.get("collectives", [])]
                 if result.get("hardware"):
-                    meta["hardware"] = result["hardware"]
+                    meta["node_hardware"] = result["hardware"]
                 save(path, rows, coll, meta)
     return add_derived(pd.DataFrame(rows)) if rows else pd.DataFrame()
