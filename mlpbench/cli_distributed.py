@@ -103,7 +103,9 @@ def cmd_distributed(args: argparse.Namespace) -> int:
     cols = ["round", "world_size", "scaling", "params", "batch_per_worker", "status",
             "step_s", "compute_s", "comm_share", "efficiency"]
     print(frame[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print(f"results: {args.out}/distributed.csv, collectives.csv, distributed.json")
+    names = ["distributed.csv", "distributed.json"] + ([] if args.no_collectives
+                                                       else ["collectives.csv"])
+    print(f"results: {args.out}/ ({', '.join(names)})")
     failed = int((frame["status"] == "failed").sum())
     if failed:  # a failure is a result (a row with its reason), as in the sweep
         print(f"{failed} rows failed; see the reason column and {args.out}/logs/",
