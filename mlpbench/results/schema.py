@@ -40,6 +40,12 @@ SCHEMAS: dict[str, tuple[set[str], set[str]]] = {
     "newton_extrapolation": ({"quantity", "seconds", "kind"}, {"seconds"}),
     "newton_ratios": ({"params"}, {"params"}),
     "newton_convergence": ({"params", "optimizer"}, {"params"}),
+    "distributed": ({"world_size", "nodes", "backend", "scaling", "params", "status", "step_s",
+                     "compute_s", "efficiency", "comm_share"},
+                    {"world_size", "nodes", "params", "step_s", "compute_s", "efficiency",
+                     "comm_share"}),
+    "collectives": ({"world_size", "bytes", "median_s", "busbw_gbps"},
+                    {"world_size", "bytes", "median_s", "busbw_gbps"}),
 }
 KINDS = tuple(SCHEMAS)
 
