@@ -1,0 +1,1 @@
+"""mlpbench.analysis (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""mlpbench.problems (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""mlpbench.studies (see DESIGN.md)."""
