@@ -161,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_run)
+
+    from mlpbench.cli_minima import add_parser as add_minima
+
+    add_minima(sub)
     return parser
 
 

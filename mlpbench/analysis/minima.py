@@ -112,10 +112,12 @@ def polish(workload: Workload, model: nn.Module, *, max_iter: int = 3000) -> Pol
 
     v0 = theta_run.numpy().copy()
     r1 = minimize(fun, v0, jac=True, method="L-BFGS-B",
-                  options={"maxiter": max_iter, "gtol": 1e-13, "ftol": 0.0, "maxcor": 30})
-    r2 = minimize(fun, r1.x, jac=True, hess=hess, method="trust-exact",
-                  options={"maxiter": 100, "gtol": 1e-11})
-    best = r2 if r2.fun <= r1.fun else r1
+                  options={"maxiter": max_iter, "gtol": 1e-11, "ftol": 0.0, "maxcor": 30})
+    best = r1
+    if np.linalg.norm(r1.jac) > 1e-10:  # L-BFGS stalled short of a stationary point
+        r2 = minimize(fun, r1.x, jac=True, hess=hess, method="trust-exact",
+                      options={"maxiter": 100, "gtol": 1e-11})
+        best = r2 if r2.fun <= r1.fun else r1
     theta = torch.from_numpy(best.x)
     val, g = fun(best.x)
     lo, hi = curvature(f, theta)
@@ -123,7 +125,7 @@ def polish(workload: Workload, model: nn.Module, *, max_iter: int = 3000) -> Pol
     disp = float(np.linalg.norm(best.x - v0) / max(1.0, np.linalg.norm(v0)))
     return Polished(theta=best.x, loss=val, grad_norm=float(np.linalg.norm(g)), lambda_min=lo,
                     lambda_max=hi, displacement=disp, dead_units=dead_units(m64, x),
-                    iterations=int(r1.nit) + int(r2.nit))
+                    iterations=int(r1.nit) + (int(best.nit) if best is not r1 else 0))
 
 
 def end_point_class(p: Polished) -> str:
