@@ -26,6 +26,7 @@ from mlpbench.analysis.minima import (
 from mlpbench.analysis.minima_stats import mcnemar_exact, paired_table, wilson
 from mlpbench.cli import main
 from mlpbench.convergence import Budget, RunSettings, run
+from mlpbench.errors import UsageError
 from mlpbench.models import build_torch
 from mlpbench.problems.minima_workloads import make_minima_workload
 from mlpbench.second_order import flat_loss, set_flat_params
@@ -219,3 +220,15 @@ def test_cli_bad_input_exits_2(argv, tmp_path):
 def test_cli_refuses_existing_results_without_resume(tmp_path):
     (tmp_path / study.RUNS).write_text("problem,optimizer,budget,seed\n")
     assert main(["minima", "--out", str(tmp_path), "--inits", "1"]) == 2
+
+
+def test_figure_has_one_bar_per_method_and_lr():
+    from mlpbench.report.fig_minima import minima_fractions
+
+    rows = [{"problem": "p", "budget": "steps", "lr": lr, "batch": b, "runs": 10,
+             "frac_global": 0.5, "global_lo": 0.2, "global_hi": 0.8}
+            for lr in (0.1, 0.2) for b in (256, 16, 64)]
+    ax = minima_fractions(pd.DataFrame(rows))
+    assert len(ax.patches) >= 6 and ax.get_ylim() == (0, 1)
+    with pytest.raises(UsageError):
+        minima_fractions(pd.DataFrame(rows), cls="nope")

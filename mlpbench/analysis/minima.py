@@ -9,6 +9,8 @@ point is described by its loss, gradient norm and smallest Hessian eigenvalue:
 =====================  ===================================================================
 class                  criterion (checked in this order)
 =====================  ===================================================================
+``kink``               not stationary, but pinned on a ReLU kink: some training input's
+                       pre-activation is within KINK_TOL of 0 (a non-smooth critical point)
 ``unresolved``         the polish did not reach a stationary point (‖∇L‖ > STATIONARY_GRAD)
 ``still_descending``   the run had not arrived: the polish moved the parameters by more than
                        DISPLACEMENT_TOL of their norm (and the run did not hit its target)
@@ -49,7 +51,12 @@ STATIONARY_GRAD = 1e-6
 CURVATURE_TOL = 1e-6
 #: relative parameter move by the polish beyond which the run had not arrived at its point
 DISPLACEMENT_TOL = 0.05
-CLASSES = ("global", "spurious", "saddle", "dead_relu", "still_descending", "unresolved")
+#: a non-stationary polished point with a training input this close to a unit's ReLU kink
+#: is pinned there: the loss is not differentiable at it, so ∇L cannot vanish (a first-order
+#: fp64 continuation from such points moves the loss by < 0.1% in 3,000 steps)
+KINK_TOL = 1e-6
+CLASSES = ("global", "spurious", "saddle", "dead_relu", "kink", "still_descending",
+           "unresolved")
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,7 @@ class Polished:
     lambda_max: float
     displacement: float  # ‖theta − theta_run‖ / max(1, ‖theta_run‖)
     dead_units: int  # hidden ReLU units inactive on every training input at theta
+    min_abs_preact: float  # min |pre-activation| over hidden units and training inputs
     iterations: int  # L-BFGS + trust-region iterations
 
 
@@ -83,6 +91,17 @@ def dead_units(model: nn.Module, x: torch.Tensor) -> int:
             if isinstance(layer, nn.ReLU):
                 dead += int((h.abs().amax(0) == 0).sum())
     return dead
+
+
+def min_abs_preact(model: nn.Module, x: torch.Tensor) -> float:
+    """The smallest |pre-activation| of any hidden ReLU unit on any row of ``x``."""
+    best, h = math.inf, x
+    with torch.no_grad():
+        for layer in model:
+            if isinstance(layer, nn.ReLU):
+                best = min(best, float(h.abs().min()))
+            h = layer(h)
+    return best
 
 
 def curvature(f, theta: torch.Tensor) -> tuple[float, float]:
@@ -125,13 +144,16 @@ def polish(workload: Workload, model: nn.Module, *, max_iter: int = 3000) -> Pol
     disp = float(np.linalg.norm(best.x - v0) / max(1.0, np.linalg.norm(v0)))
     return Polished(theta=best.x, loss=val, grad_norm=float(np.linalg.norm(g)), lambda_min=lo,
                     lambda_max=hi, displacement=disp, dead_units=dead_units(m64, x),
+                    min_abs_preact=min_abs_preact(m64, x),
                     iterations=int(r1.nit) + (int(best.nit) if best is not r1 else 0))
 
 
 def end_point_class(p: Polished) -> str:
     """What the polished point is, regardless of how the run got near it."""
-    if not math.isfinite(p.loss) or p.grad_norm > STATIONARY_GRAD:
+    if not math.isfinite(p.loss):
         return "unresolved"
+    if p.grad_norm > STATIONARY_GRAD:
+        return "kink" if p.min_abs_preact < KINK_TOL else "unresolved"
     if p.loss < GLOBAL_LOSS:
         return "global"
     if p.lambda_min < -CURVATURE_TOL:
@@ -151,14 +173,15 @@ def classify(p: Polished, run_status: str) -> str:
     return end_point_class(p)
 
 
-def polish_many(workload: Workload, thetas: np.ndarray, shapes, *, max_iter: int = 100,
+def polish_many(workload: Workload, thetas: np.ndarray, shapes, *, max_iter: int = 200,
                 gtol: float = 1e-11) -> list[Polished]:
     """Polish many end points of one ReLU MLP family at once (fp64, batched).
 
     Levenberg–Marquardt on the residuals r = f(x) − y: the step solves
     ``(JᵀJ + μI) δ = −Jᵀr`` (Gauss–Newton, always positive semi-definite, with J from
     ``vmap(jacfwd)``), is kept where the loss does not increase, and μ shrinks ×3 after a
-    success and grows ×4 after a failure. Least squares with a realisable teacher is the
+    success and grows ×4 after a failure; only the points not yet stationary are iterated.
+    Least squares with a realisable teacher is the
     textbook case for it (quadratic convergence at zero residual); at the end the dense
     Hessian is formed once for λ_min. ``tests/test_minima.py`` checks it against
     :func:`polish` (scipy).
@@ -183,20 +206,21 @@ def polish_many(workload: Workload, thetas: np.ndarray, shapes, *, max_iter: int
     done = ~torch.isfinite(f)
     its = 0
     for its in range(1, max_iter + 1):  # noqa: B007 (its is reported)
-        j = jac(th)
-        r = residual_many(th, x, y, shapes)
-        g = (2.0 / n) * (j.transpose(1, 2) @ r.unsqueeze(-1)).squeeze(-1)
-        done |= g.norm(dim=1) < gtol
-        if bool(done.all()):
+        idx = torch.nonzero(~done).flatten()
+        if idx.numel() == 0:
             break
-        a = (2.0 / n) * (j.transpose(1, 2) @ j) + mu[:, None, None] * eye
-        step = torch.linalg.solve(a, -g)
-        trial = th + step
+        t, j = th[idx], jac(th[idx])
+        g = (2.0 / n) * (j.transpose(1, 2) @ residual_many(t, x, y, shapes).unsqueeze(-1))
+        small = g.squeeze(-1).norm(dim=1) < gtol
+        a = (2.0 / n) * (j.transpose(1, 2) @ j) + mu[idx, None, None] * eye
+        trial = t + torch.linalg.solve(a, -g).squeeze(-1)
         ft = mse_each(trial, x, y, shapes)
-        accept = ~done & torch.isfinite(ft) & (ft <= f)
-        th = torch.where(accept[:, None], trial, th)
-        f = torch.where(accept, ft, f)
-        mu = torch.where(accept, (mu / 3).clamp(min=1e-12), (mu * 4).clamp(max=1e10))
+        accept = ~small & torch.isfinite(ft) & (ft <= f[idx])
+        th[idx] = torch.where(accept[:, None], trial, t)
+        f[idx] = torch.where(accept, ft, f[idx])
+        mu[idx] = torch.where(accept, (mu[idx] / 3).clamp(min=1e-12),
+                              (mu[idx] * 4).clamp(max=1e10))
+        done[idx] = small | (mu[idx] >= 1e10)  # converged, or no descent step is left
     return _describe_many(th, th0, f, x, y, shapes, its)
 
 
@@ -219,24 +243,29 @@ def _describe_many(th, th0, f, x, y, shapes, its: int) -> list[Polished]:
     g, h = vmap(grad(single))(th), vmap(hessian(single))(th)
     ev = torch.linalg.eigvalsh(0.5 * (h + h.transpose(1, 2)))
     disp = (th - th0).norm(dim=1) / th0.norm(dim=1).clamp(min=1.0)
-    dead = _dead_many(th, x, shapes)
+    dead, kink = _dead_many(th, x, shapes)
     return [Polished(theta=th[i].numpy().copy(), loss=float(f[i]),
                      grad_norm=float(g[i].norm()), lambda_min=float(ev[i, 0]),
                      lambda_max=float(ev[i, -1]), displacement=float(disp[i]),
-                     dead_units=int(dead[i]), iterations=its) for i in range(th.shape[0])]
+                     dead_units=int(dead[i]), min_abs_preact=float(kink[i]),
+                     iterations=its) for i in range(th.shape[0])]
 
 
-def _dead_many(theta: torch.Tensor, x: torch.Tensor, shapes) -> torch.Tensor:
-    """Hidden units inactive on every row of ``x``, per model of ``theta`` (M, P)."""
+def _dead_many(theta: torch.Tensor, x: torch.Tensor, shapes) -> tuple[torch.Tensor, ...]:
+    """Per model of ``theta`` (M, P): hidden units inactive on every row of ``x``, and the
+    smallest |pre-activation| of any hidden unit on any row."""
     dead = torch.zeros(theta.shape[0], dtype=torch.long)
+    kink = torch.full((theta.shape[0],), math.inf, dtype=theta.dtype)
     h, pos = x, 0
     for fi, fo in shapes[:-1]:
         w = theta[:, pos:pos + fi * fo].reshape(-1, fo, fi)
         b = theta[:, pos + fi * fo:pos + fi * fo + fo].unsqueeze(1)
         pos += fi * fo + fo
-        h = torch.relu(h @ w.transpose(1, 2) + b)
+        z = h @ w.transpose(1, 2) + b
+        kink = torch.minimum(kink, z.abs().amin(dim=(1, 2)))
+        h = torch.relu(z)
         dead += (h.abs().amax(1) == 0).sum(1)
-    return dead
+    return dead, kink
 
 
 def flat_of(model: nn.Module) -> np.ndarray:
@@ -246,4 +275,4 @@ def flat_of(model: nn.Module) -> np.ndarray:
 
 __all__ = ["CLASSES", "CURVATURE_TOL", "DISPLACEMENT_TOL", "GLOBAL_LOSS", "Polished",
            "STATIONARY_GRAD", "classify", "curvature", "dead_units", "end_point_class",
-           "flat_of", "polish", "polish_many"]
+           "flat_of", "min_abs_preact", "polish", "polish_many", "KINK_TOL"]

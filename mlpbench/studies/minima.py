@@ -51,7 +51,7 @@ class MinimaConfig:
     eval_every: int = 100  # steps between full-batch loss evaluations
     patience: int = 20  # evaluations (2,000 steps) without progress before 'converged'
     stall_tol: float = 1e-4
-    polish_iter: int = 30  # Levenberg–Marquardt iterations of the fp64 polish
+    polish_iter: int = 30  # Levenberg–Marquardt iterations of the fp64 polish (at most)
     data_seed: int = 0
 
     def __post_init__(self) -> None:
@@ -86,8 +86,21 @@ def budgets_for(batch: int | None, n: int, cfg: MinimaConfig) -> dict[str, int]:
             "evals": _round_up(cfg.evals / per_step, cfg.eval_every)}
 
 
+def _save_thetas(out_dir: Path, problem: str, batch: int | None, pairs, names, flat) -> None:
+    """The unpolished end points of one group (fp32 values), so the polish can be redone."""
+    d = out_dir / "end_points"
+    d.mkdir(exist_ok=True)
+    path = d / f"{problem}_batch-{batch or 'full'}.npz"
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, theta=np.stack([sn.theta for sn in flat]).astype(np.float32),
+                        seed=np.repeat([s for s, _ in pairs], len(names)),
+                        lr=np.repeat([lr for _, lr in pairs], len(names)),
+                        budget=np.array(names * len(pairs)))
+    os.replace(tmp, path)
+
+
 def _group_rows(problem: str, batch: int | None, cfg: MinimaConfig,
-                todo: set[tuple]) -> list[dict]:
+                todo: set[tuple], out_dir: Path) -> list[dict]:
     w = make_minima_workload(problem, seed=cfg.data_seed)
     limits = budgets_for(batch, w.n_train, cfg)
     pairs = [(s, lr) for lr in cfg.lrs for s in range(cfg.inits)
@@ -98,6 +111,7 @@ def _group_rows(problem: str, batch: int | None, cfg: MinimaConfig,
     snaps = train_many(w, [s for s, _ in pairs], [lr for _, lr in pairs], batch,
                        [limits[b] for b in names], cfg.settings)
     flat = [sn for per in snaps for sn in per]
+    _save_thetas(out_dir, problem, batch, pairs, names, flat)
     polished = polish_many(w, np.stack([sn.theta for sn in flat]), layer_shapes(
         w.make_model(0)), max_iter=cfg.polish_iter)
     per_step = 1.0 if batch is None else min(batch, w.n_train) / w.n_train
@@ -112,7 +126,8 @@ def _group_rows(problem: str, batch: int | None, cfg: MinimaConfig,
                      "run_loss": sn.loss, "polished_loss": p.loss,
                      "grad_norm": p.grad_norm, "lambda_min": p.lambda_min,
                      "lambda_max": p.lambda_max, "displacement": p.displacement,
-                     "dead_units": p.dead_units, "end_point": end_point_class(p),
+                     "dead_units": p.dead_units, "min_abs_preact": p.min_abs_preact,
+                     "end_point": end_point_class(p),
                      "cls": classify(p, sn.status)})
     return [r for r in rows if tuple(r[c] for c in KEY) in todo]
 
@@ -156,7 +171,7 @@ def run_study(out: str | os.PathLike, cfg: MinimaConfig = MinimaConfig(), *,
                   "engine": "mlpbench.studies.minima_engine.train_many"}, out / META)
     for problem in cfg.problems:
         for batch in [None, *cfg.batch_sizes]:
-            rows = _group_rows(problem, batch, cfg, todo)
+            rows = _group_rows(problem, batch, cfg, todo, out)
             if rows:
                 done = pd.concat([done, pd.DataFrame(rows)], ignore_index=True)
                 done = done.astype({c: int for c in INT_COLUMNS})
