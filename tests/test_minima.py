@@ -232,3 +232,24 @@ def test_figure_has_one_bar_per_method_and_lr():
     assert len(ax.patches) >= 6 and ax.get_ylim() == (0, 1)
     with pytest.raises(UsageError):
         minima_fractions(pd.DataFrame(rows), cls="nope")
+
+
+def test_kink_class_for_points_pinned_on_a_relu_boundary():
+    from mlpbench.analysis.minima import KINK_TOL, Polished
+
+    base = dict(theta=np.zeros(3), loss=1e-3, grad_norm=1e-3, lambda_min=-1e-3,
+                lambda_max=1.0, displacement=0.0, dead_units=0, iterations=1)
+    assert end_point_class(Polished(**base, min_abs_preact=KINK_TOL / 10)) == "kink"
+    assert end_point_class(Polished(**base, min_abs_preact=1e-2)) == "unresolved"
+
+
+def test_runner_check_agrees_with_study_rows(tmp_path):
+    cfg = study.MinimaConfig(problems=("local_minima",), inits=2, batch_sizes=(64,),
+                             lrs=(0.2,), steps=300, evals=100, eval_every=50, polish_iter=10)
+    rows = study.run_study(tmp_path, cfg)
+    check = study.runner_check("local_minima", "sgd[lr=0.2,batch=64]", [0, 1], "steps", cfg)
+    mine = rows[(rows.optimizer == "sgd[lr=0.2,batch=64]") & (rows.budget == "steps")]
+    mine = mine.sort_values("seed").reset_index(drop=True)
+    assert list(check.run_status) == list(mine.run_status)
+    assert list(check.steps) == list(mine.steps)
+    assert np.allclose(check.run_loss, mine.run_loss, rtol=1e-3)

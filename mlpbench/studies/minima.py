@@ -186,3 +186,34 @@ def check_sizes(values: Sequence[int]) -> None:
     """Refuse non-positive sizes with a one-line message."""
     if any(v <= 0 for v in values):
         raise UsageError(f"sizes must be positive, got {list(values)}")
+
+
+def runner_check(problem: str, optimizer: str, seeds: Sequence[int], budget: str,
+                 cfg: MinimaConfig = MinimaConfig()) -> pd.DataFrame:
+    """The same runs through :func:`mlpbench.convergence.run` (one at a time), polished and
+    classified the same way: a cross-check of the vectorised engine on a subsample."""
+    import dataclasses
+
+    from mlpbench.analysis.minima import flat_of
+    from mlpbench.convergence import Budget, run
+    from mlpbench.optimizers import batch_size_of
+
+    w = make_minima_workload(problem, seed=cfg.data_seed)
+    limit = budgets_for(batch_size_of(optimizer), w.n_train, cfg)[budget]
+    rows, models = [], []
+    for seed in seeds:
+        box: dict = {}
+        wc = dataclasses.replace(w, make_model=lambda s, box=box: box.setdefault(
+            "m", w.make_model(s)))
+        res = run(wc, optimizer, seed=seed, budget=Budget(max_steps=limit, max_seconds=1e9),
+                  settings=cfg.settings)
+        rows.append({"problem": problem, "optimizer": optimizer, "budget": budget,
+                     "seed": seed, "run_status": res.status, "steps": res.steps,
+                     "run_loss": res.final_loss})
+        models.append(flat_of(box["m"]))
+    polished = polish_many(w, np.stack(models), layer_shapes(w.make_model(0)),
+                           max_iter=cfg.polish_iter)
+    for r, p in zip(rows, polished, strict=True):
+        r.update(polished_loss=p.loss, end_point=end_point_class(p),
+                 cls=classify(p, r["run_status"]))
+    return pd.DataFrame(rows)
