@@ -45,14 +45,16 @@ def mcnemar_exact(b: int, c: int) -> float:
     return float(binomtest(int(b), int(b + c), 0.5).pvalue)
 
 
-def paired_table(runs: pd.DataFrame, outcome: str = "global") -> pd.DataFrame:
+def paired_table(runs: pd.DataFrame, outcome: str = "global",
+                 column: str = "cls") -> pd.DataFrame:
     """GD vs each SGD batch size on the same seeds (same problem, budget, η).
 
-    ``sgd_only``: seeds SGD took to ``outcome`` and GD did not; ``gd_only`` the reverse;
-    the p-value is McNemar's exact test on those discordant pairs.
+    ``sgd_only``: seeds SGD took to ``outcome`` (in ``column``: ``cls`` for the run's class,
+    ``end_point`` for the basin its polish lands in) and GD did not; ``gd_only`` the
+    reverse; the p-value is McNemar's exact test on those discordant pairs.
     """
     rows = []
-    hit = runs.assign(hit=runs["cls"] == outcome)
+    hit = runs.assign(hit=runs[column] == outcome)
     for (problem, budget, lr), g in hit.groupby(["problem", "budget", "lr"], sort=True):
         gd = g[g["optimizer"].str.startswith("gd")].set_index("seed")["hit"]
         for opt, s in g[g["optimizer"].str.startswith("sgd")].groupby("optimizer"):
@@ -62,7 +64,7 @@ def paired_table(runs: pd.DataFrame, outcome: str = "global") -> pd.DataFrame:
             sgd_only, gd_only = int((b & ~a).sum()), int((a & ~b).sum())
             rows.append({"problem": problem, "budget": budget, "lr": lr,
                          "optimizer": opt, "batch": int(s["batch"].iloc[0]),
-                         "outcome": outcome, "pairs": len(both), "gd_hits": int(a.sum()),
+                         "column": column, "outcome": outcome, "pairs": len(both), "gd_hits": int(a.sum()),
                          "sgd_hits": int(b.sum()), "sgd_only": sgd_only,
                          "gd_only": gd_only, "p_mcnemar": mcnemar_exact(sgd_only, gd_only)})
     return pd.DataFrame(rows)

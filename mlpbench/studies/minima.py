@@ -178,7 +178,8 @@ def run_study(out: str | os.PathLike, cfg: MinimaConfig = MinimaConfig(), *,
                 _atomic_csv(done, path)
             log(f"{problem} batch={batch or 'full'}: {len(rows)} new rows")
     _atomic_csv(summary_table(done), out / SUMMARY)
-    _atomic_csv(paired_table(done), out / PAIRED)
+    _atomic_csv(pd.concat([paired_table(done), paired_table(done, column="end_point"),
+                           paired_table(done, "spurious", column="end_point")]), out / PAIRED)
     return done
 
 
