@@ -55,6 +55,7 @@ def teacher_as_student(w):
     return teacher
 
 
+@pytest.mark.slow  # fp64 polish / a 3,000-step run: ~15 s on a busy VM
 def test_teacher_is_global_and_perturbed_teacher_polishes_back(work):
     t = teacher_as_student(work)
     assert work.losses(t)[0] < 1e-10
@@ -81,6 +82,7 @@ def spurious_run(work):
     return res, box["m"], polish(work, box["m"])
 
 
+@pytest.mark.slow  # fp64 polish / a 3,000-step run: ~15 s on a busy VM
 def test_known_spurious_minimum(work, spurious_run):
     res, model, p = spurious_run
     assert res.status == "budget" and res.final_loss > 1e-3
@@ -96,6 +98,7 @@ def test_known_spurious_minimum(work, spurious_run):
     assert again.loss == pytest.approx(p.loss, rel=1e-6)
 
 
+@pytest.mark.slow  # fp64 polish / a 3,000-step run: ~15 s on a busy VM
 def test_spurious_point_agrees_with_scipy_least_squares(work, spurious_run):
     """An independent minimiser (MINPACK Levenberg–Marquardt on the residuals, gradient by
     central differences) started at the polished point stays at the same loss."""
@@ -110,6 +113,7 @@ def test_spurious_point_agrees_with_scipy_least_squares(work, spurious_run):
     assert np.mean(ls.fun ** 2) == pytest.approx(p.loss, rel=1e-6)
 
 
+@pytest.mark.slow  # fp64 polish / a 3,000-step run: ~15 s on a busy VM
 def test_curvature_matches_central_differences(work, spurious_run):
     _, model, p = spurious_run
     m64 = model.double()
@@ -128,6 +132,7 @@ def test_curvature_matches_central_differences(work, spurious_run):
     model.float()
 
 
+@pytest.mark.slow  # fp64 polish / a 3,000-step run: ~15 s on a busy VM
 def test_batched_polish_agrees_with_scipy_polish(work, spurious_run):
     _, model, p = spurious_run
     t = teacher_as_student(work)
@@ -243,6 +248,7 @@ def test_kink_class_for_points_pinned_on_a_relu_boundary():
     assert end_point_class(Polished(**base, min_abs_preact=1e-2)) == "unresolved"
 
 
+@pytest.mark.slow  # fp64 polish / a 3,000-step run: ~15 s on a busy VM
 def test_runner_check_agrees_with_study_rows(tmp_path):
     cfg = study.MinimaConfig(problems=("local_minima",), inits=2, batch_sizes=(64,),
                              lrs=(0.2,), steps=300, evals=100, eval_every=50, polish_iter=10)
