@@ -8,13 +8,13 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from mlpbench.cli import basic, distributed, studies
+from mlpbench.cli import basic, distributed, minima, studies
 from mlpbench.cli.common import Parser
 from mlpbench.errors import UsageError
 
 EXIT_USAGE = 2
 #: modules registering subcommands, in the order of ``mlpbench --help``
-COMMANDS = (basic, studies, distributed)
+COMMANDS = (basic, studies, minima, distributed)
 
 
 class Terminated(Exception):

@@ -1,0 +1,55 @@
+"""Figure for the minima study: the fraction of initialisations in one class, per optimizer
+(batch size) and learning rate, with 95% Wilson intervals. Data first, ``ax=None``,
+returns the Axes (seaborn convention); colour-blind palette."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from mlpbench.errors import UsageError  # noqa: E402
+
+
+def minima_fractions(data: pd.DataFrame, *, cls: str = "global", problem: str | None = None,
+                     budget: str = "steps", ax=None):
+    """Bars of ``frac_<cls>`` by batch size (GD = the full batch), one hue per η.
+
+    ``data`` is the ``minima_summary.csv`` table; error bars are its Wilson bounds
+    (``<cls>_lo``, ``<cls>_hi``). ``problem`` picks one problem (default: the first).
+    """
+    if f"frac_{cls}" not in data:
+        raise UsageError(f"no class {cls!r} in the summary table")
+    problem = problem or str(data["problem"].iloc[0])
+    d = data[(data["problem"] == problem) & (data["budget"] == budget)].copy()
+    if d.empty:
+        raise UsageError(f"no rows for problem={problem!r}, budget={budget!r}")
+    n_full = int(d["batch"].max())
+    d["method"] = [("GD" if b == n_full else f"SGD b={b}") for b in d["batch"]]
+    order = ["GD", *[f"SGD b={b}" for b in sorted(d["batch"].unique(), reverse=True)
+                     if b != n_full]]
+    d["η"] = d["lr"].map(lambda v: f"{v:g}")
+    hues = sorted(d["η"].unique(), key=float)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 3.6), layout="constrained")
+    palette = sns.color_palette("colorblind", len(hues))
+    sns.barplot(data=d, x="method", y=f"frac_{cls}", hue="η", order=order,
+                hue_order=hues, palette=palette, errorbar=None, ax=ax)
+    width = 0.8 / len(hues)
+    for k, h in enumerate(hues):
+        sub = d[d["η"] == h].set_index("method").reindex(order)
+        xs = np.arange(len(order)) - 0.4 + width * (k + 0.5)
+        y = sub[f"frac_{cls}"].to_numpy(float)
+        err = np.vstack([y - sub[f"{cls}_lo"].to_numpy(float),
+                         sub[f"{cls}_hi"].to_numpy(float) - y])
+        ax.errorbar(xs, y, yerr=err, fmt="none", ecolor="black", capsize=3, lw=1)
+    n = int(d["runs"].min())
+    ax.set(ylim=(0, 1), xlabel=f"optimizer ({budget} budget)",
+           ylabel=f"fraction '{cls}' (of {n} inits)", title=problem)
+    ax.legend(title="learning rate η", frameon=False, fontsize=8)
+    return ax
