@@ -1,0 +1,1 @@
+"""How one thing is measured: timing, memory, peak, instruction counts."""
