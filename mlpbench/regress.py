@@ -134,7 +134,8 @@ class Side:
     error: str = ""
     log: list[str] = field(default_factory=list)
 
-    def start(self) -> bool:
+    def start(self) -> None:
+        """Launch the worker (its readiness is read by :meth:`ready`)."""
         env = dict(os.environ, MLPBENCH_THREADS=str(self.threads), PYTHONHASHSEED="0",
                    OMP_NUM_THREADS=str(self.threads), MLPBENCH_FULL="0")
         env.pop("PYTHONPATH", None)
@@ -142,6 +143,8 @@ class Side:
         self.proc = subprocess.Popen([sys.executable, WORKER, self.root, self.clock],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.errfile, text=True, env=env, cwd=self.root)
+
+    def ready(self) -> bool:
         return self._read() is not None
 
     def _read(self) -> dict | None:
@@ -239,8 +242,10 @@ def compare_trees(roots: Sequence[str], cfg: GateConfig, echo: Callable[[str], N
     sides = [Side(n, r, cfg.threads, cfg.clock)
              for n, r in zip(("base", "head"), roots, strict=True)]
     try:
-        for s in sides:
+        for s in sides:  # both import torch at the same time
             s.start()
+        for s in sides:
+            s.ready()
         if "exact" in cfg.tiers and cfg.exact:
             verdicts += run_exact(sides, cfg.exact)
         if "wall" in cfg.tiers and cfg.wall:

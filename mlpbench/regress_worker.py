@@ -48,13 +48,17 @@ class Absent(LookupError):
 
 
 def find_class(root, name):
+    """The class ``name`` from the one ``benchmarks/*.py`` module that defines it (only that
+    module is imported: starting a worker stays cheap)."""
+    pattern = re.compile(rf"^class {name}\b", re.M)
     for path in sorted(glob.glob(os.path.join(root, "benchmarks", "*.py"))):
+        with open(path) as f:
+            if not pattern.search(f.read()):
+                continue
         mod = os.path.splitext(os.path.basename(path))[0]
-        if mod.startswith("_") or mod == "common":
-            continue
-        module = importlib.import_module(f"benchmarks.{mod}")
-        if isinstance(getattr(module, name, None), type):
-            return getattr(module, name)
+        cls = getattr(importlib.import_module(f"benchmarks.{mod}"), name, None)
+        if isinstance(cls, type):
+            return cls
     raise Absent(f"no benchmark class {name!r} in {root}/benchmarks")
 
 
