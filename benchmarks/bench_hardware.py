@@ -9,6 +9,7 @@ from mlpbench.timing import TimerConfig, measure
 from .common import (
     DEVICES,
     REPEAT,
+    WARMUP,
     cached_state,
     device_or_skip,
     set_threads_from_env,
@@ -68,6 +69,7 @@ class ForwardBackward:
     params = (DEVICES, [10, 100], WIDTHS, DEPTHS)
     param_names = ["device", "input_dim", "width", "depth"]
     repeat = REPEAT
+    warmup_time = WARMUP
     timeout = 600
     batch = 256
 
@@ -88,6 +90,7 @@ class TrainStep:
     params = (DEVICES, WIDTHS, DEPTHS, [32, 1024])
     param_names = ["device", "width", "depth", "batch"]
     repeat = REPEAT
+    warmup_time = WARMUP
     timeout = 600
 
     def time_step(self, *args):

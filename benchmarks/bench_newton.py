@@ -8,7 +8,7 @@ from mlpbench.second_order import flat_loss, hessian_loop, hessian_vmap
 from mlpbench.spec import MLPSpec
 from mlpbench.workloads import mse
 
-from .common import FULL, Skip, cached_state, device_or_skip, skip_if_too_big, synced
+from .common import FULL, WARMUP, Skip, cached_state, device_or_skip, skip_if_too_big, synced
 
 OPS = ["grad", "hvp_fwdrev", "hvp_revrev", "hessian", "solve", "newton_step",
        "newton_cg_step", "sgd_step", "adam_step"]
@@ -45,6 +45,7 @@ class NewtonCost:
 
     params = (["cpu", "cuda"], OPS, WIDTHS)
     param_names = ["device", "op", "width"]
+    warmup_time = WARMUP
     timeout = 900
     repeat = (3, 10, 10.0)
 
@@ -55,6 +56,7 @@ class NewtonCost:
 class HessianBuild:
     """Dense Hessian at P = 1,939 (d=10, n_h=38, L=2): vmapped HVPs against a Python loop."""
 
+    warmup_time = WARMUP
     timeout = 300
     repeat = (3, 6, 30.0)
 

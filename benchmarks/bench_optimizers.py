@@ -7,7 +7,15 @@ from mlpbench.phases import make_bench
 from mlpbench.spec import MLPSpec
 from mlpbench.workloads import make_workload, mse
 
-from .common import DEVICES, REPEAT, cached_state, device_or_skip, set_threads_from_env, synced
+from .common import (
+    DEVICES,
+    REPEAT,
+    WARMUP,
+    cached_state,
+    device_or_skip,
+    set_threads_from_env,
+    synced,
+)
 
 STEP_OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad",
                    "lbfgs"]
@@ -32,6 +40,7 @@ class OptimizerStep:
 
     params = (DEVICES, STEP_OPTIMIZERS)
     param_names = ["device", "optimizer"]
+    warmup_time = WARMUP
     repeat = REPEAT
 
     def time_step(self, *args):

@@ -63,6 +63,9 @@ HEAVY_FLOPS = 5e10
 #: share of device memory a point may use
 MEMORY_FRACTION = 0.8
 DEVICES = ["cpu", "cuda"]
+#: asv warm-up (s) of timed benchmarks: longer than the first call, which builds the state,
+#: so that asv calibrates ``number`` on warm calls (with 0.1 s it settled on number=1)
+WARMUP = 0.5
 #: asv timing settings: >= 6 samples (Mann-Whitney in asv compare), <= 20, ~2 s per point
 REPEAT = (6, 20, 2.0)
 

@@ -10,8 +10,10 @@ Scratch commits are made in a throw-away clone of this repository (its committed
 Tiers (each writes ``results/regress/selftest-<tier>.csv`` after every trial, atomically, and
 resumes from it; ``selftest-<tier>.json`` holds the rates):
 
-* ``wall``: one trial = the gate's wall tier (interleaved rounds, paired bootstrap) between
-  the base and one scratch commit; a CPU hog (busy Python loop) runs during every other trial.
+* ``wall``: one trial = the gate's wall tier (``mlpbench.regress.run_wall``: interleaved
+  rounds, paired bootstrap) between the base and one scratch commit, each in its own worker
+  process (the base worker is shared by all trials); a CPU hog (busy Python loop) runs during
+  every other pair of trials.
 * ``insn``: callgrind instruction counts; several scratch trees are counted per valgrind
   process next to the base, so the base is counted once per process (its spread across
   processes shows whether counts are deterministic); plus one full default gate run
@@ -36,7 +38,8 @@ import pandas as pd
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from mlpbench.regress import GateConfig, compare_trees, export_commit, regress  # noqa: E402
+from mlpbench.regress import GateConfig, Side, export_commit, regress  # noqa: E402
+from mlpbench.regress import run_wall as gate_run_wall  # noqa: E402
 from mlpbench.regress_stats import count_verdict, exit_code  # noqa: E402
 
 OUT = os.environ.get("MLPBENCH_SELFTEST_OUT", os.path.join(ROOT, "results", "regress"))
@@ -100,24 +103,40 @@ def hog() -> subprocess.Popen:
 
 
 def run_wall(clone: str, base: str, tmp: str, trials: int, rounds: int) -> None:
+    """Trials through the gate's own ``run_wall``; one base worker serves all trials (started
+    once: imports dominate a trial on this VM), the next trial's head worker starts while the
+    current trial runs."""
     rows = load_rows("selftest-wall.csv")
     done = {int(r["trial"]) for r in rows}
-    base_root = export_commit(clone, base, os.path.join(tmp, "base"))
     cfg = GateConfig(tiers=("wall",), rounds=rounds)
-    for t in range(trials):
-        if t in done:
-            continue
-        kind, hogged = ("aa", "x2")[t % 2], (t // 2) % 2 == 1
-        sha = scratch_commit(clone, base, kind, t)
-        head_root = export_commit(clone, sha, os.path.join(tmp, f"head{t}"))
+    todo = [t for t in range(trials) if t not in done]
+    kinds = {t: (("aa", "x2")[t % 2], (t // 2) % 2 == 1) for t in todo}
+
+    def head_side(t: int) -> Side:
+        sha = scratch_commit(clone, base, kinds[t][0], t)
+        side = Side("head", export_commit(clone, sha, os.path.join(tmp, f"head{t}")), 1, "cpu")
+        side.start()
+        return side
+
+    base_side = Side("base", export_commit(clone, base, os.path.join(tmp, "base")), 1, "cpu")
+    base_side.start()
+    base_side.ready()
+    nxt = head_side(todo[0]) if todo else None
+    for i, t in enumerate(todo):
+        kind, hogged = kinds[t]
+        head, nxt = nxt, None
+        head.ready()
+        if i + 1 < len(todo):
+            nxt = head_side(todo[i + 1])
         h = hog() if hogged else None
         t0 = time.time()
         try:
-            verdicts = compare_trees([base_root, head_root], cfg, echo=lambda s: None)
+            verdicts = gate_run_wall([base_side, head], cfg.wall, cfg, lambda s: None)
         finally:
             if h:
                 h.kill()
                 h.wait()
+            head.close()
         code = exit_code(verdicts)
         for v in verdicts:
             rows.append({"trial": t, "kind": kind, "hog": hogged, "bench": v.bench,
@@ -127,6 +146,7 @@ def run_wall(clone: str, base: str, tmp: str, trials: int, rounds: int) -> None:
         print(f"wall trial {t} {kind} hog={hogged}: exit {code} "
               f"{[round(v.ratio, 3) for v in verdicts]}", flush=True)
         save(rows, "selftest-wall.csv")
+    base_side.close()
     summarize_wall(save(rows, "selftest-wall.csv"), cfg)
 
 
