@@ -36,8 +36,7 @@ def _prepare(device_name, d, width, depth, batch, phases):
 def _forward_calls(device, input_dim, width, depth):
     _, dev, bench = _prepare(device, input_dim, width, depth, ForwardBackward.batch,
                              ("forward", "backward"))
-    fwd_setup = phase_callable(bench, "backward")[1]
-    backward = phase_callable(bench, "backward")[0]
+    backward, fwd_setup = phase_callable(bench, "backward")
 
     def forward_backward():
         fwd_setup()

@@ -21,6 +21,7 @@ BASE is the merge-base of BASE and HEAD unless ``merge_base=False``. Exit codes:
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import math
 import os
@@ -258,6 +259,13 @@ def compare_trees(roots: Sequence[str], cfg: GateConfig, echo: Callable[[str], N
     return verdicts
 
 
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def _write_atomic(path: str, text: str) -> None:
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
@@ -300,7 +308,8 @@ def regress(base: str, head: str, *, config: GateConfig | None = None, repo: str
         os.makedirs(out, exist_ok=True)
         context = {"base": b, "head": h, "exit_code": code, "seconds": round(time.time() - t0, 1),
                    "host": platform.node(), "machine": platform.machine(),
-                   "python": platform.python_version(), "config": asdict(cfg),
+                   "python": platform.python_version(), "torch": _version("torch"),
+                   "config": asdict(cfg),
                    "load_avg": list(os.getloadavg())}
         doc = {"context": context, "verdicts": [v.as_dict() for v in verdicts]}
         _write_atomic(os.path.join(out, "gate.json"), json.dumps(doc, indent=1,

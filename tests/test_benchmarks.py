@@ -6,6 +6,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -76,7 +77,8 @@ def test_heavy_points_skip_without_full():
 
 def test_asv_time_agrees_with_warm_timing():
     """asv_runner's own timing of TrainStep matches mlpbench's warm timing of the same point
-    (within 2x; cold single calls after a fresh setup were 30x off), and asv batches calls."""
+    within 2x (cold single calls after a fresh setup were 30x off). Both clocks are process
+    CPU time: on a loaded 2-vCPU VM one preemption adds ~40 ms of wall time to a 1 ms call."""
     from asv_runner.benchmarks.time import TimeBenchmark
 
     torch.set_num_threads(1)
@@ -84,12 +86,22 @@ def test_asv_time_agrees_with_warm_timing():
     obj = bench_hardware.TrainStep()
     bench = TimeBenchmark("bench_hardware.TrainStep.time_step", obj.time_step,
                           [obj.time_step, bench_hardware.TrainStep, bench_hardware])
-    bench.repeat = (6, 10, 2.0)
-    assert not bench._setups
+    bench.repeat, bench.timer = (6, 10, 2.0), time.process_time
+    assert not bench._setups  # no setup hook: asv does not rebuild state between calls
     asv = bench.run(*params)
     step = phase_callable(make_bench(MLPSpec(100, 64, 2), batch=32, device=torch.device("cpu")),
                           "train_sgd")[0]
-    ref = measure(step, config=TimerConfig(budget_s=0.5)).median
+    ref = measure(step, config=TimerConfig(budget_s=0.5), clock=time.process_time).median
     ratio = statistics.median(asv["samples"]) / ref
-    assert asv["number"] > 1, asv
-    assert 0.5 < ratio < 2.0, ratio
+    assert 0.5 < ratio < 2.0, (ratio, asv)
+
+
+def test_every_cpu_method_runs_once_on_a_small_point():
+    fb = bench_hardware.ForwardBackward()
+    for method in (fb.time_infer, fb.time_forward, fb.time_forward_backward):
+        method("cpu", 10, 64, 2)
+        method("cpu", 10, 64, 2)  # second call reuses the cached state
+    bench_optimizers.OptimizerStep().time_step("cpu", "sgd")
+    bench_newton.NewtonCost().time_op("cpu", "grad", 16)
+    with pytest.raises(NotImplementedError, match="MLPBENCH_FULL"):
+        bench_newton.NewtonCost().time_op("cpu", "hessian", 128)
