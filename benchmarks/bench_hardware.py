@@ -8,6 +8,8 @@ from mlpbench.spec import MLPSpec
 from .common import (
     DEVICES,
     REPEAT,
+    WARMUP,
+    cached_state,
     device_or_skip,
     set_threads_from_env,
     skip_if_heavy,
@@ -20,7 +22,6 @@ DEPTHS = [2, 10]
 
 
 def _prepare(device_name, d, width, depth, batch, phases):
-    set_threads_from_env()
     device = device_or_skip(device_name)
     spec = MLPSpec(d, width, depth)
     for ph in phases:
@@ -30,58 +31,71 @@ def _prepare(device_name, d, width, depth, batch, phases):
     return spec, device, bench
 
 
+@cached_state
+def _forward_calls(device, input_dim, width, depth):
+    _, dev, bench = _prepare(device, input_dim, width, depth, ForwardBackward.batch,
+                             ("forward", "backward"))
+    backward, fwd_setup = phase_callable(bench, "backward")
+
+    def forward_backward():
+        fwd_setup()
+        backward()
+
+    calls = {"infer": phase_callable(bench, "infer")[0],
+             "forward": phase_callable(bench, "forward")[0],
+             "forward_backward": forward_backward}
+    return {k: synced(fn, dev) for k, fn in calls.items()}
+
+
+@cached_state
+def _train_step(device, width, depth, batch):
+    phase = "train_sgd"
+    _, dev, bench = _prepare(device, 100, width, depth, batch, (phase,))
+    step = synced(phase_callable(bench, phase)[0], dev)
+    step()  # allocator, optimizer state
+    return step
+
+
 class ForwardBackward:
     """Inference forward, forward with graph, and forward + backward, at batch 256.
 
     asv has no untimed per-call setup, so the backward is timed with its forward; the sweep
-    (``mlpbench sweep``) times the backward alone.
+    (``mlpbench sweep``) times the backward alone. State is built once per process
+    (``common.cached_state``): every timed call is warm.
     """
 
     params = (DEVICES, [10, 100], WIDTHS, DEPTHS)
     param_names = ["device", "input_dim", "width", "depth"]
     repeat = REPEAT
+    warmup_time = WARMUP
     timeout = 600
     batch = 256
 
-    def setup(self, device, input_dim, width, depth):
-        self.spec, self.device, self.bench = _prepare(
-            device, input_dim, width, depth, self.batch, ("forward", "backward"))
-        self.calls = {ph: phase_callable(self.bench, ph) for ph in ("infer", "forward",
-                                                                    "backward")}
-        self.loss = None
-
     def time_infer(self, *args):
-        synced(self.calls["infer"][0], self.device)()
+        _forward_calls(*args)["infer"]()
 
     def time_forward(self, *args):
-        synced(self.calls["forward"][0], self.device)()
+        _forward_calls(*args)["forward"]()
 
     def time_forward_backward(self, *args):
-        fn, setup = self.calls["backward"]
-        setup()
-        synced(fn, self.device)()
+        _forward_calls(*args)["forward_backward"]()
 
 
 class TrainStep:
     """zero_grad + forward + MSE + backward + SGD step, at input_dim 100 (other optimizers:
-    ``bench_optimizers.OptimizerStep``)."""
+    ``bench_optimizers.OptimizerStep``). Warm calls: the model is built once per process."""
 
     params = (DEVICES, WIDTHS, DEPTHS, [32, 1024])
     param_names = ["device", "width", "depth", "batch"]
     repeat = REPEAT
+    warmup_time = WARMUP
     timeout = 600
 
-    def setup(self, device, width, depth, batch):
-        phase = "train_sgd"
-        self.spec, self.device, self.bench = _prepare(device, 100, width, depth, batch, (phase,))
-        self.step = synced(phase_callable(self.bench, phase)[0], self.device)
-        self.step()  # warm-up: allocator, optimizer state
-
     def time_step(self, *args):
-        self.step()
+        _train_step(*args)()
 
     def peakmem_step(self, *args):
-        self.step()
+        _train_step(*args)()
 
 
 class Throughput:
@@ -93,6 +107,7 @@ class Throughput:
     batch = 1024
 
     def setup(self, device, width, depth):
+        set_threads_from_env()
         self.spec, self.device, self.bench = _prepare(device, 100, width, depth, self.batch,
                                                       ("train_sgd",))
         self.m = measure(synced(phase_callable(self.bench, "train_sgd")[0], self.device),
@@ -127,6 +142,7 @@ class CudaMemory:
 
         from mlpbench.measure.memory import cuda_peak
 
+        set_threads_from_env()
         self.spec, self.device, self.bench = _prepare(device, 100, width, depth, 1024,
                                                       ("train_adam",))
         step = phase_callable(self.bench, "train_adam")[0]

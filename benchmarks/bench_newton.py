@@ -8,7 +8,7 @@ from mlpbench.problems.workloads import mse
 from mlpbench.spec import MLPSpec
 from mlpbench.studies.newton_cost import CostConfig, operation_callable, predicted_op_bytes
 
-from .common import device_or_skip, set_threads_from_env, skip_if_too_big, synced
+from .common import FULL, WARMUP, Skip, cached_state, device_or_skip, skip_if_too_big, synced
 
 OPS = ["grad", "hvp_fwdrev", "hvp_revrev", "hessian", "solve", "newton_step",
        "newton_cg_step", "sgd_step", "adam_step"]
@@ -18,50 +18,50 @@ WIDTHS = [16, 64, 128]
 HEAVY_DENSE_P = 10_000
 
 
+@cached_state
+def _operation(device, op, width):
+    dev = device_or_skip(device)
+    spec = MLPSpec(10, width, 2)
+    skip_if_too_big(predicted_op_bytes(spec, op, 64), dev)
+    if op in ("hessian", "solve", "newton_step") and spec.num_params > HEAVY_DENSE_P and not FULL:
+        raise Skip(f"dense {op} at P={spec.num_params:,} takes tens of seconds; "
+                   "set MLPBENCH_FULL=1 to run it")
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 10, generator=gen).to(dev)
+    y = torch.randn(64, 1, generator=gen).to(dev)
+    model = build_torch(spec, device=dev)
+    return synced(operation_callable(op, spec, model, x, y, CostConfig(), {}), dev)
+
+
+@cached_state
+def _hessian_problem():
+    model = build_torch(MLPSpec(10, 38, 2))
+    x, y = torch.randn(64, 10), torch.randn(64, 1)
+    return flat_loss(model, mse, x, y)
+
+
 class NewtonCost:
-    """One call of each operation on a batch of 64 (CPU and CUDA)."""
+    """One call of each operation on a batch of 64 (CPU and CUDA); warm calls."""
 
     params = (["cpu", "cuda"], OPS, WIDTHS)
     param_names = ["device", "op", "width"]
+    warmup_time = WARMUP
     timeout = 900
     repeat = (3, 10, 10.0)
 
-    def setup(self, device, op, width):
-        from .common import FULL
-
-        set_threads_from_env()
-        self.device = device_or_skip(device)
-        spec = MLPSpec(10, width, 2)
-        skip_if_too_big(predicted_op_bytes(spec, op, 64), self.device)
-        if (op in ("hessian", "solve", "newton_step") and spec.num_params > HEAVY_DENSE_P
-                and not FULL):
-            raise NotImplementedError(f"dense {op} at P={spec.num_params:,} takes tens of "
-                                      "seconds; set MLPBENCH_FULL=1 to run it")
-        gen = torch.Generator().manual_seed(0)
-        x = torch.randn(64, 10, generator=gen).to(self.device)
-        y = torch.randn(64, 1, generator=gen).to(self.device)
-        model = build_torch(spec, device=self.device)
-        self.fn = synced(operation_callable(op, spec, model, x, y, CostConfig(), {}),
-                         self.device)
-
     def time_op(self, *args):
-        self.fn()
+        _operation(*args)()
 
 
 class HessianBuild:
     """Dense Hessian at P = 1,939 (d=10, n_h=38, L=2): vmapped HVPs against a Python loop."""
 
+    warmup_time = WARMUP
     timeout = 300
     repeat = (3, 6, 30.0)
 
-    def setup(self):
-        set_threads_from_env()
-        model = build_torch(MLPSpec(10, 38, 2))
-        x, y = torch.randn(64, 10), torch.randn(64, 1)
-        self.f, self.theta = flat_loss(model, mse, x, y)
-
     def time_vmap(self):
-        hessian_vmap(self.f, self.theta)
+        hessian_vmap(*_hessian_problem())
 
     def time_loop(self):
-        hessian_loop(self.f, self.theta)
+        hessian_loop(*_hessian_problem())

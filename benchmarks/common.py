@@ -1,24 +1,73 @@
-"""Shared helpers for the asv suite: device checks, skip rules, synchronized calls.
+"""Shared helpers for the asv suite: environment, device checks, skip rules, warm state.
 
-Heavy points stay in the parameter lists on every machine; ``setup`` skips them (raising
-``NotImplementedError`` with the reason) unless ``MLPBENCH_FULL=1``.
+Heavy points stay in the parameter lists on every machine and are skipped with a reason
+unless ``MLPBENCH_FULL`` is on.
+
+Warm calls, not cold ones: asv_runner 0.3.x re-runs ``setup`` before every timed call of a
+benchmark that has a setup hook and then fixes ``number`` to 1 (asv#966), so every sample
+would be the first call after building a fresh model. Timed classes here therefore have no
+``setup``: their state (model, batch, optimizer) is built once per process by
+:func:`cached_state` on the first call (which falls in asv's warm-up) and reused, and asv's
+automatic ``number`` batches many warm calls per sample. Points that cannot run raise
+:class:`Skip` (asv's ``SkipNotImplemented``) with the reason.
 """
 
+import functools
+import os
 
 import torch
 
 from mlpbench.devices import device_memory_bytes, device_skip_reason, resolve_device, synchronize
+from mlpbench.errors import UsageError
 from mlpbench.units import format_bytes
-from mlpbench.validate import env_flag, env_int
 
-FULL = env_flag("MLPBENCH_FULL")
+try:  # asv's skip from inside a benchmark body (a NotImplementedError subclass)
+    from asv_runner.benchmarks.mark import SkipNotImplemented as Skip
+except ImportError:  # pragma: no cover - asv not installed: plain NotImplementedError
+    class Skip(NotImplementedError):
+        """A point that cannot run here (the message says why)."""
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+
+
+def env_full(value=None):
+    """``MLPBENCH_FULL`` as a bool; anything but a clear yes/no is an error."""
+    raw = os.environ.get("MLPBENCH_FULL", "") if value is None else value
+    low = raw.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise UsageError(f"MLPBENCH_FULL={raw!r}: use 1/true/yes/on or 0/false/no/off")
+
+
+def env_threads(value=None):
+    """``MLPBENCH_THREADS`` as a positive int, or None when unset/empty."""
+    raw = os.environ.get("MLPBENCH_THREADS", "") if value is None else value
+    if not raw.strip():
+        return None
+    try:
+        threads = int(raw)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise UsageError(f"MLPBENCH_THREADS={raw!r}: must be a positive integer")
+    return threads
+
+
+FULL = env_full()
+THREADS = env_threads()
 #: FLOPs per timed call above which a point is heavy (~0.25 s at 200 GFLOP/s)
 HEAVY_FLOPS = 5e10
 #: share of device memory a point may use
 MEMORY_FRACTION = 0.8
 DEVICES = ["cpu", "cuda"]
-#: asv timing settings for heavy-ish benchmarks: >= 6 samples (Mann-Whitney in asv compare)
-REPEAT = (6, 20, 5.0)
+#: asv warm-up (s) of timed benchmarks: longer than the first call, which builds the state,
+#: so that asv calibrates ``number`` on warm calls (with 0.1 s it settled on number=1)
+WARMUP = 0.5
+#: asv timing settings: >= 6 samples (Mann-Whitney in asv compare), <= 20, ~2 s per point
+REPEAT = (6, 20, 2.0)
 
 
 def device_or_skip(name):
@@ -26,21 +75,19 @@ def device_or_skip(name):
     device = resolve_device(name)
     reason = device_skip_reason(device)
     if reason:
-        raise NotImplementedError(reason)
+        raise Skip(reason)
     return device
 
 
 def skip_if_heavy(flops, what="point"):
     if not FULL and flops > HEAVY_FLOPS:
-        raise NotImplementedError(f"heavy {what} ({flops:.2e} FLOPs per call); "
-                                  "set MLPBENCH_FULL=1 to run it")
+        raise Skip(f"heavy {what} ({flops:.2e} FLOPs per call); set MLPBENCH_FULL=1 to run it")
 
 
 def skip_if_too_big(nbytes, device):
     limit = device_memory_bytes(device) * MEMORY_FRACTION
     if nbytes > limit:
-        raise NotImplementedError(f"would need {format_bytes(nbytes)} (memory model) > "
-                                  f"{format_bytes(limit)}")
+        raise Skip(f"would need {format_bytes(nbytes)} (memory model) > {format_bytes(limit)}")
 
 
 def synced(fn, device):
@@ -57,8 +104,30 @@ def synced(fn, device):
 
 
 def set_threads_from_env():
-    """Honour MLPBENCH_THREADS (asv runs each benchmark in a fresh process); a value that is
-    not a positive integer is an error naming it."""
-    threads = env_int("MLPBENCH_THREADS")
-    if threads:
-        torch.set_num_threads(threads)
+    """Honour MLPBENCH_THREADS (validated at import)."""
+    if THREADS:
+        torch.set_num_threads(THREADS)
+
+
+def cached_state(build):
+    """Decorator: build a benchmark's state once per process and parameter tuple.
+
+    A skip (``Skip``) is cached too, so a skipped point stays cheap on every call.
+    """
+    @functools.cache
+    def cached(*params):
+        set_threads_from_env()
+        try:
+            return build(*params), None
+        except NotImplementedError as exc:
+            return None, str(exc)
+
+    @functools.wraps(build)
+    def get(*params):
+        state, reason = cached(*params)
+        if reason is not None:
+            raise Skip(reason)
+        return state
+
+    get.cache_clear = cached.cache_clear
+    return get

@@ -17,8 +17,8 @@ import time
 import torch
 
 from mlpbench.devices import describe_hardware
-from mlpbench.problems.workloads import make_workload
 from mlpbench.problems.runner import Budget, RunSettings, run
+from mlpbench.problems.workloads import make_workload
 
 
 def bare_loop(wl, steps: int, batch: int, lr: float, seed: int) -> float:

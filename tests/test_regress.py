@@ -1,127 +1,207 @@
+"""The regression gate: input validation, decisions (oracles: numpy), and end to end on a
+throw-away git repository holding a copy of mlpbench and a fake benchmark suite."""
+
+import json
+import math
+import os
+import shutil
 import subprocess
 import sys
-from pathlib import Path
 
+import numpy as np
 import pytest
 
-import mlpbench.regress as R
 from mlpbench.cli import main
+from mlpbench.errors import UsageError
+from mlpbench.regress import GateConfig, regress, resolve_commits
+from mlpbench.regress_stats import (
+    Verdict,
+    count_verdict,
+    exact_verdict,
+    exit_code,
+    markdown,
+    paired_ratio,
+    side_problem,
+    wall_verdict,
+)
 
-TABLE = """
-Benchmarks that have improved:
-
-| Change   | Before [aaaa1111] <main>   | After [bbbb2222] <pr>   |   Ratio | Benchmark (Parameter)                                       |
-|----------|----------------------------|-------------------------|---------|-------------------------------------------------------------|
-| -        | 2.00±0.01ms                | 1.00±0.01ms             |    0.50 | bench_hardware.TrainStep.time_step('cpu', 64, 2, 32, 'sgd') |
-
-Benchmarks that have stayed the same:
-
-| Change   | Before [aaaa1111] <main>   | After [bbbb2222] <pr>   | Ratio   | Benchmark (Parameter)                                        |
-|----------|----------------------------|-------------------------|---------|--------------------------------------------------------------|
-|          | n/a                        | n/a                     | n/a     | bench_hardware.TrainStep.time_step('cuda', 64, 2, 32, 'sgd') |
-|          | 341±3μs                    | 340±6μs                 | 0.99    | bench_hardware.TrainStep.time_step('cpu', 64, 2, 32, 'adam') |
-|          | 1.00±0.3ms                 | 1.08±0.2ms              | ~1.08   | bench_optimizers.OptimizerStep.time_step('cpu', 'sgd')       |
-"""
-
-WORSE = """
-Benchmarks that have got worse:
-
-| Change   | Before [aaaa1111] <main>   | After [bbbb2222] <pr>   |   Ratio | Benchmark (Parameter)                                       |
-|----------|----------------------------|-------------------------|---------|-------------------------------------------------------------|
-| +        | 164±1μs                    | 294±30μs                |    1.79 | bench_hardware.TrainStep.time_step('cpu', 64, 2, 32, 'sgd') |
-"""
-
-BROKEN = """
-| Change   | Before [aaaa1111]   | After [bbbb2222]   | Ratio   | Benchmark (Parameter)               |
-|----------|---------------------|--------------------|---------|-------------------------------------|
-| !        | 12.0±0.1ms          | failed             | n/a     | bench_newton.HessianBuild.time_vmap |
-"""
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FAKE = '''# {comment}
+WORK = {work}
 
 
-def test_parse_unchanged_and_improved():
-    r = R.parse_compare(TABLE)
-    assert r.improved == ["bench_hardware.TrainStep.time_step('cpu', 64, 2, 32, 'sgd')"]
-    assert r.unchanged == 2 and r.not_compared == 1
-    assert r.exit_code == R.EXIT_OK
-    assert r.verdict().startswith("OK")
+def spin(n):
+    s = 0
+    for i in range(n):
+        s += i
+    return s
 
 
-def test_parse_regressed_and_failed():
-    r = R.parse_compare(TABLE + WORSE)
-    assert len(r.regressed) == 1 and r.exit_code == R.EXIT_REGRESSED
-    assert "REGRESSED" in r.verdict()
-    b = R.parse_compare(TABLE + WORSE + BROKEN)
-    assert b.failed == ["bench_newton.HessianBuild.time_vmap"]
-    assert b.exit_code == R.EXIT_FAILED
+class Fake:
+    def time_spin(self):
+        {body}
+
+    def track_value(self):
+        return {value}
+'''
+FAST = dict(tiers=("exact", "wall"), rounds=5, blocks=2, wall=("Fake.time_spin",),
+            exact=("Fake.track_value",))
 
 
-def _fake_asv(monkeypatch, stdout, returncode=0):
-    calls = []
-
-    def fake(args, config, env=None):
-        calls.append(args)
-        return subprocess.CompletedProcess(args, returncode, stdout, "")
-
-    monkeypatch.setattr(R, "_asv", fake)
-    return calls
+@pytest.mark.parametrize("factor", [math.nan, math.inf, 1.0, 0.5, -2.0])
+def test_bad_factors_are_usage_errors(factor):
+    with pytest.raises(UsageError):
+        GateConfig(factor=factor)
+    with pytest.raises(UsageError):
+        GateConfig(insn_factor=factor)
 
 
-@pytest.mark.parametrize("stdout, rc, expected", [
-    (TABLE, 0, R.EXIT_OK),
-    (TABLE + WORSE, 1, R.EXIT_REGRESSED),  # asv may exit 1 with a table: the table decides
-    (TABLE + BROKEN, 0, R.EXIT_FAILED),
-    ("· Did not find results for commit deadbeef", 1, R.EXIT_CANNOT_RUN),
-])
-def test_regress_exit_codes(monkeypatch, tmp_path, stdout, rc, expected):
-    cfg = tmp_path / "asv.conf.json"
-    cfg.write_text("{}")
-    calls = _fake_asv(monkeypatch, stdout, rc)
-    lines = []
-    assert R.regress("A", "B", config=str(cfg), echo=lines.append) == expected
-    assert calls[-1][:3] == ["compare", "--factor", "1.1"]
+@pytest.mark.parametrize("argv", [["regress", "", ""], ["regress", "HEAD~1", "HEAD", "--factor",
+                                                          "nan"],
+                                  ["regress", "HEAD~1", "HEAD", "--factor", "inf"],
+                                  ["regress", "HEAD~1", "HEAD", "--factor", "1"],
+                                  ["regress", "no-such-commit-xyz", "HEAD"],
+                                  ["regress", "HEAD", "HEAD"],
+                                  ["regress", "HEAD~1", "HEAD", "--tiers", "bogus"]])
+def test_cli_usage_errors_exit_2_on_stderr(argv, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("mlpbench: error:")
 
 
-def test_regress_run_mode_runs_both_commits(monkeypatch, tmp_path):
-    cfg = tmp_path / "asv.conf.json"
-    cfg.write_text("{}")
-    calls = _fake_asv(monkeypatch, TABLE)
-    assert R.regress("A", "B", config=str(cfg), run=True, bench="TrainStep",
-                     echo=lambda s: None) == 0
-    assert calls[0][:2] == ["run", "A^!"] and calls[1][:2] == ["run", "B^!"]
-    assert "-b" in calls[0]
+def _git(repo, *args):
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                          text=True).stdout.strip()
 
 
-def test_regress_bad_input(tmp_path, capsys):
-    assert main(["regress", "A", "B", "--config", str(tmp_path / "missing.json")]) == 2
-    assert main(["regress", "A", "B", "--factor", "0.9"]) == 2
-    assert main(["regress", "A"]) == 2
+def _commit(repo, msg, **fake):
+    text = FAKE.format(**{"work": 1, "body": "spin(20000 * WORK)", "value": 42.0, "comment": "", **fake})
+    (repo / "benchmarks" / "bench_fake.py").write_text(text)
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", msg)
+    return _git(repo, "rev-parse", "HEAD")
 
 
-def test_asv_missing_is_could_not_run(monkeypatch, tmp_path):
-    cfg = tmp_path / "asv.conf.json"
-    cfg.write_text("{}")
+@pytest.fixture
+def repo(tmp_path):
+    """A git repo: a copy of mlpbench, a fake suite; base commit on branch main."""
+    r = tmp_path / "repo"
+    shutil.copytree(os.path.join(ROOT, "mlpbench"), r / "mlpbench",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    os.makedirs(r / "benchmarks")
+    (r / "benchmarks" / "__init__.py").write_text("")
+    os.makedirs(r / "scripts")
+    shutil.copy(os.path.join(ROOT, "scripts", "ci_regress.sh"), r / "scripts")
+    _git(tmp_path, "init", "-q", "-b", "main", str(r))
+    _git(r, "config", "user.email", "t@t")
+    _git(r, "config", "user.name", "t")
+    _commit(r, "base")
+    return r
 
-    def missing(*a, **k):
-        raise FileNotFoundError("asv is not installed")
 
-    monkeypatch.setattr(R, "_asv", missing)
-    assert R.regress("A", "B", config=str(cfg), echo=lambda s: None) == R.EXIT_CANNOT_RUN
+def test_merge_base_is_used(repo):
+    base = _git(repo, "rev-parse", "HEAD")
+    _git(repo, "checkout", "-q", "-b", "feature")
+    head = _commit(repo, "feature", value=43.0)
+    _git(repo, "checkout", "-q", "main")
+    later = _commit(repo, "main moves on", value=44.0)
+    assert resolve_commits(str(repo), later, head) == (base, head)
+    assert resolve_commits(str(repo), later, head, merge_base=False) == (later, head)
+    with pytest.raises(UsageError, match="same commit"):
+        resolve_commits(str(repo), head, head)
 
 
-@pytest.mark.slow
-def test_injected_slowdown_is_flagged_identical_code_is_not():
-    """End to end, real asv runs in a throw-away clone: A/A passes, a 1.5x slower training
-    step is flagged (scripts/regress_selftest.py measures rates over more runs)."""
-    root = Path(__file__).resolve().parents[1]
-    if subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"],
-                      capture_output=True).returncode != 0:
-        pytest.skip("not a git checkout")
-    sys.path.insert(0, str(root / "scripts"))
-    try:
-        import regress_selftest
-    finally:
-        sys.path.pop(0)
-    out = regress_selftest.run_selftest(aa=1, factors=[1.5], repeats=1, asv_factor=1.1,
-                                        log=lambda s: None)
-    assert out["aa"] == [R.EXIT_OK]
-    assert out["slowdowns"]["1.5"] == [R.EXIT_REGRESSED]
+def test_exact_tier_ok_and_regressed(repo, tmp_path):
+    base = _git(repo, "rev-parse", "HEAD")
+    aa = _commit(repo, "comment only", comment="A/A")
+    cfg = GateConfig(**{**FAST, "tiers": ("exact",)})
+    assert regress(base, aa, config=cfg, repo=str(repo), echo=lambda s: None) == 0
+    worse = _commit(repo, "more steps", value=43.0)
+    out = tmp_path / "out"
+    assert regress(base, worse, config=cfg, repo=str(repo), out=str(out),
+                   echo=lambda s: None) == 1
+    doc = json.loads((out / "gate.json").read_text())
+    assert doc["verdicts"][0]["verdict"] == "regressed" and doc["context"]["exit_code"] == 1
+    assert "| exact | `Fake.track_value` | 42 | 43 |" in (out / "summary.md").read_text()
+
+
+def test_three_times_the_work_is_caught_and_absent_is_exit_4(repo):
+    base = _git(repo, "rev-parse", "HEAD")
+    slow = _commit(repo, "x3 work", work=3)
+    cfg = GateConfig(**{**FAST, "tiers": ("wall",)})
+    assert regress(base, slow, config=cfg, repo=str(repo), echo=lambda s: None) == 1
+    (repo / "benchmarks" / "bench_fake.py").write_text("class Other:\n    pass\n")
+    _git(repo, "commit", "-qam", "renamed")
+    assert regress(base, "HEAD", config=GateConfig(**FAST), repo=str(repo),
+                   echo=lambda s: None) == 4
+
+
+def test_broken_head_exits_3_through_the_script_and_keeps_the_checkout(repo, tmp_path):
+    base = _git(repo, "rev-parse", "HEAD")
+    _git(repo, "checkout", "-q", "-b", "pr")
+    _commit(repo, "raises in the timed path", body="raise RuntimeError('boom')")
+    env = dict(os.environ, MLPBENCH_PYTHON=sys.executable,
+               MLPBENCH_REGRESS_OUT=str(tmp_path / "ci"), GITHUB_STEP_SUMMARY=str(tmp_path / "s"))
+    proc = subprocess.run(["bash", str(repo / "scripts" / "ci_regress.sh"), base, "HEAD", "1.3",
+                           "--tiers", "exact,wall", "--rounds", "3",
+                           "--wall-bench", "Fake.time_spin"],
+                          capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert _git(repo, "rev-parse", "--abbrev-ref", "HEAD") == "pr"
+    assert "RuntimeError: boom" in (tmp_path / "s").read_text()
+    assert _git(repo, "status", "--porcelain") == ""
+
+
+def test_script_usage_and_unknown_commit(repo):
+    script = str(repo / "scripts" / "ci_regress.sh")
+    env = dict(os.environ, MLPBENCH_PYTHON=sys.executable)
+    assert subprocess.run(["bash", script], capture_output=True, env=env).returncode == 2
+    proc = subprocess.run(["bash", script, "nope", "HEAD"], capture_output=True, env=env,
+                          text=True)
+    assert proc.returncode == 2 and "unknown BASE commit" in proc.stderr
+
+
+def test_paired_ratio_against_numpy():
+    rng = np.random.default_rng(0)
+    base = rng.uniform(1, 2, 15)
+    head = base * rng.uniform(1.4, 1.6, 15)
+    est, low, high = paired_ratio(base, head)
+    assert est == pytest.approx(np.median(head / base))
+    assert 1.4 <= low <= est <= high <= 1.6
+
+
+def test_wall_verdicts():
+    rng = np.random.default_rng(1)
+    base = rng.uniform(1.0, 1.1, 12)
+    assert wall_verdict("b", base, base * 1.5, 1.3).verdict == "regressed"
+    assert wall_verdict("b", base, base * 1.01, 1.3).verdict == "unchanged"
+    assert wall_verdict("b", base, base / 1.5, 1.3).verdict == "improved"
+    # a big median ratio whose interval reaches below 1 is not significant
+    noisy = base * np.array([0.5, 3.0] * 6)
+    v = wall_verdict("b", base, noisy, 1.3)
+    assert v.low < 1 and v.verdict == "unchanged"
+
+
+def test_count_exact_and_exit_codes():
+    assert count_verdict("b", 100, 105, 1.02).verdict == "regressed"
+    assert count_verdict("b", 100, 101, 1.02).verdict == "unchanged"
+    assert exact_verdict("b", 10, None).verdict == "regressed"
+    assert exact_verdict("b", 10, 9).verdict == "improved"
+    ok = Verdict("wall", "b", "unchanged")
+    assert exit_code([ok]) == 0
+    assert exit_code([ok, Verdict("insn", "c", "regressed")]) == 1
+    assert exit_code([Verdict("insn", "c", "regressed"), Verdict("wall", "d", "broken")]) == 3
+    assert exit_code([Verdict("wall", "d", "not compared")]) == 4
+    assert exit_code([]) == 4
+    broken = side_problem("wall", "b", {"status": "ok"}, {"status": "failed", "error": "E"})
+    assert broken.verdict == "broken" and "E" in broken.note
+    absent = side_problem("wall", "b", {"status": "ok"}, {"status": "absent"})
+    assert absent.verdict == "not compared"
+
+
+def test_markdown_and_strict_json():
+    v = Verdict("wall", "b", "regressed", 1e-3, 2e-3, 2.0, 1.5, math.nan)
+    assert json.dumps(v.as_dict(), allow_nan=False)
+    table = markdown([v], "title")
+    assert "| wall | `b` | 1 ms | 2 ms | 2.000" in table and "**regressed**" in table

@@ -51,17 +51,23 @@ def register(sub) -> None:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("regress", help="CI regression check: compare two commits' asv results")
-    p.add_argument("base", help="base commit (e.g. origin/main)")
+    p = sub.add_parser("regress", help="CI regression gate: benchmark two commits, compare")
+    p.add_argument("base", help="base commit (its merge-base with HEAD is used)")
     p.add_argument("head", help="commit under test (e.g. HEAD)")
-    p.add_argument("--factor", type=float, default=1.1,
-                   help="flag a benchmark slower than this ratio (and significant)")
-    p.add_argument("--bench", "-b", help="asv benchmark regex (with --run)")
-    p.add_argument("--machine", help="asv machine name")
-    p.add_argument("--config", default="asv.conf.json")
-    p.add_argument("--run", action="store_true",
-                   help="run both commits first (asv's own virtualenv mode)")
-    p.add_argument("--quick", action="store_true", help="with --run: one sample per point")
+    p.add_argument("--factor", type=float, default=1.3,
+                   help="wall tier: flag a paired median ratio above this (CI above 1)")
+    p.add_argument("--insn-factor", type=float, default=1.02,
+                   help="instruction-count tier: flag a ratio above this")
+    p.add_argument("--rounds", type=int, default=12, help="wall tier: interleaved rounds")
+    p.add_argument("--tiers", default="exact,insn,wall", help="comma-separated tiers")
+    p.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
+                   help="wall tier clock: worker CPU time (robust to neighbours) or wall")
+    p.add_argument("--wall-bench", action="append", help="wall-tier benchmark id (repeat)")
+    p.add_argument("--insn-bench", action="append", help="insn-tier benchmark id (repeat)")
+    p.add_argument("--no-merge-base", action="store_true", help="compare BASE itself")
+    p.add_argument("--repo", default=".", help="git repository")
+    p.add_argument("--out", help="folder for gate.json and summary.md")
+    p.add_argument("--summary", help="append the Markdown table here ($GITHUB_STEP_SUMMARY)")
     p.set_defaults(func=cmd_regress)
 
 
@@ -103,7 +109,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_regress(args: argparse.Namespace) -> int:
-    from mlpbench.regress import regress
+    from mlpbench.regress import GateConfig, regress
 
-    return regress(args.base, args.head, factor=args.factor, bench=args.bench,
-                   machine=args.machine, config=args.config, run=args.run, quick=args.quick)
+    extra = {k: tuple(v) for k, v in (("wall", args.wall_bench), ("insn", args.insn_bench)) if v}
+    cfg = GateConfig(factor=args.factor, insn_factor=args.insn_factor, rounds=args.rounds,
+                     clock=args.clock,
+                     tiers=tuple(t.strip() for t in args.tiers.split(",") if t.strip()),
+                     merge_base=not args.no_merge_base, **extra)
+    return regress(args.base, args.head, config=cfg, repo=args.repo, out=args.out,
+                   summary=args.summary)

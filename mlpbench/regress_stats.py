@@ -1,0 +1,138 @@
+"""Decisions of the regression gate: one verdict per benchmark and tier, the exit code.
+
+Three tiers, each with its own rule:
+
+``wall``   wall time, base and head measured in the same job, interleaved in rounds; the
+           per-round ratios head/base are paired, their median is the estimate and a
+           percentile bootstrap (``scipy.stats.bootstrap``) gives its confidence interval.
+           Regressed when the median exceeds the factor AND the interval lies above 1.
+``insn``   callgrind instruction counts (deterministic): regressed above a small factor.
+``exact``  seeded CPU convergence (steps, gradient evaluations to target): any change is
+           reported; more is a regression, missing the target where base reached it too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats
+
+EXIT_OK, EXIT_REGRESSED, EXIT_USAGE, EXIT_BROKEN, EXIT_CANNOT_RUN = 0, 1, 2, 3, 4
+#: verdicts that mean "both sides measured and compared"
+COMPARED = ("regressed", "improved", "unchanged")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One benchmark in one tier: both sides' values, the ratio and what it means."""
+
+    tier: str
+    bench: str
+    verdict: str  # regressed | improved | unchanged | broken | not compared
+    base: float | None = None
+    head: float | None = None
+    ratio: float | None = None
+    low: float | None = None  # confidence interval of the ratio (wall tier)
+    high: float | None = None
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                for k, v in asdict(self).items()}
+
+
+def side_problem(tier: str, bench: str, base_status: dict, head_status: dict) -> Verdict | None:
+    """The verdict when a side did not produce a value (None when both did)."""
+    b, h = base_status.get("status"), head_status.get("status")
+    if b == "ok" and h == "ok":
+        return None
+    if b == "ok" and h == "failed":
+        return Verdict(tier, bench, "broken", note=f"HEAD: {head_status.get('error', '')}"[:300])
+    why = {"skipped": "skipped", "failed": "fails", None: "absent", "ok": "ok"}
+    note = f"base {why.get(b, b)}, head {why.get(h, h)}"
+    reason = head_status.get("reason") or base_status.get("reason") or ""
+    return Verdict(tier, bench, "not compared", note=f"{note} {reason}".strip()[:300])
+
+
+def paired_ratio(base: Sequence[float], head: Sequence[float], *, confidence: float = 0.95,
+                 seed: int = 0) -> tuple[float, float, float]:
+    """Median of the per-round ratios head/base and its bootstrap confidence interval."""
+    ratios = np.asarray(head, dtype=float) / np.asarray(base, dtype=float)
+    est = float(np.median(ratios))
+    if len(ratios) < 3 or np.ptp(ratios) == 0:
+        return est, float(ratios.min()), float(ratios.max())
+    res = stats.bootstrap((ratios,), np.median, confidence_level=confidence,
+                          n_resamples=2000, method="percentile", random_state=seed)
+    return est, float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def wall_verdict(bench: str, base: Sequence[float], head: Sequence[float],
+                 factor: float) -> Verdict:
+    """Paired decision over interleaved rounds (seconds per call on each side)."""
+    est, low, high = paired_ratio(base, head)
+    if est > factor and low > 1:
+        verdict = "regressed"
+    elif est < 1 / factor and high < 1:
+        verdict = "improved"
+    else:
+        verdict = "unchanged"
+    return Verdict("wall", bench, verdict, float(np.median(base)), float(np.median(head)),
+                   est, low, high, note=f"{len(base)} rounds")
+
+
+def count_verdict(bench: str, base: float, head: float, factor: float) -> Verdict:
+    """Instruction counts: deterministic, so the ratio itself decides."""
+    ratio = head / base
+    verdict = ("regressed" if ratio > factor else "improved" if ratio < 1 / factor
+               else "unchanged")
+    return Verdict("insn", bench, verdict, float(base), float(head), ratio)
+
+
+def exact_verdict(bench: str, base: float | None, head: float | None) -> Verdict:
+    """Seeded CPU convergence values (None: target missed): compared exactly."""
+    if base is None and head is None:
+        return Verdict("exact", bench, "not compared", note="target missed on both sides")
+    if head is None:
+        return Verdict("exact", bench, "regressed", base, None, note="HEAD misses the target")
+    if base is None:
+        return Verdict("exact", bench, "improved", None, head, note="base missed the target")
+    ratio = head / base if base else None
+    verdict = "regressed" if head > base else "improved" if head < base else "unchanged"
+    return Verdict("exact", bench, verdict, base, head, ratio)
+
+
+def exit_code(verdicts: Sequence[Verdict]) -> int:
+    """3 broken on HEAD, else 1 regressed, else 0 -- or 4 when nothing was compared."""
+    kinds = {v.verdict for v in verdicts}
+    if "broken" in kinds:
+        return EXIT_BROKEN
+    if not kinds & set(COMPARED):
+        return EXIT_CANNOT_RUN
+    return EXIT_REGRESSED if "regressed" in kinds else EXIT_OK
+
+
+def _fmt(v: float | None, tier: str) -> str:
+    if v is None or not math.isfinite(v):
+        return "—"
+    if tier == "wall":
+        return f"{v * 1e3:.4g} ms"
+    return f"{v:,.0f}"
+
+
+def markdown(verdicts: Sequence[Verdict], title: str) -> str:
+    """The verdict table as GitHub-flavoured Markdown (step summary / PR comment)."""
+    lines = [f"### {title}", "",
+             "| tier | benchmark | base | head | head/base (95% CI) | verdict |",
+             "|---|---|---:|---:|---:|---|"]
+    for v in verdicts:
+        ratio = "—" if v.ratio is None else f"{v.ratio:.3f}"
+        if v.low is not None and v.high is not None:
+            ratio += f" ({v.low:.3f}–{v.high:.3f})"
+        verdict = f"**{v.verdict}**" if v.verdict in ("regressed", "broken") else v.verdict
+        note = f" {v.note}" if v.note else ""
+        lines.append(f"| {v.tier} | `{v.bench}` | {_fmt(v.base, v.tier)} | "
+                     f"{_fmt(v.head, v.tier)} | {ratio} | {verdict}{note} |")
+    return "\n".join(lines) + "\n"
