@@ -7,6 +7,8 @@ file is one :class:`~mlpbench.errors.UsageError` naming the file, row and column
 
 from __future__ import annotations
 
+import csv as csvlib
+import io
 import json
 import os
 from collections.abc import Iterable
@@ -57,6 +59,21 @@ def _check_numeric(frame: pd.DataFrame, path: Path, numeric: set[str]) -> pd.Dat
     return frame
 
 
+def _check_rows(text: str, path: Path) -> None:
+    """Every record has as many fields as the header. A torn (truncated) or spliced line is
+    refused with its row named, never padded with missing values or read as an index."""
+    try:
+        records = csvlib.reader(io.StringIO(text))
+        width = len(next(records))
+        for row, cells in enumerate(records, start=2):
+            if cells and len(cells) != width:
+                raise UsageError(f"corrupt results table {path}: row {row} has {len(cells)} "
+                                 f"fields, the header {width} (a torn or edited line; remove "
+                                 "it to continue)")
+    except csvlib.Error as exc:
+        raise UsageError(f"corrupt results table {path}: {exc}") from None
+
+
 def read_table(path: Path, kind: str | None = None) -> pd.DataFrame:
     """A results CSV, validated against its kind's schema (by file stem unless given)."""
     path = Path(path)
@@ -72,9 +89,8 @@ def read_table(path: Path, kind: str | None = None) -> pd.DataFrame:
         raise UsageError(f"corrupt results table {path}: it holds NUL bytes")
     if not text.strip():
         return pd.DataFrame()
+    _check_rows(text, path)
     try:
-        import io
-
         frame = pd.read_csv(io.StringIO(text), keep_default_na=False, na_values=[""])
     except (ValueError, pd.errors.ParserError) as exc:
         raise UsageError(f"corrupt results table {path}: {exc}".splitlines()[0]) from None

@@ -51,6 +51,9 @@ def dumps(obj: Any) -> str:
 def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` through a temporary file and a rename; on failure nothing is left
     behind and the previous file is intact. OS errors become one-line :class:`UsageError`."""
+    path = Path(path)
+    if not path.name or not str(path).strip() or path.is_dir():
+        raise UsageError(f"cannot write {str(path)!r}: it names a folder, not a file")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as f:
