@@ -344,3 +344,36 @@ def test_cli_honours_env_threads(tmp_path, monkeypatch, capsys):
     check(*run_cli(SWEEP[:-2] + ["--out", out], capsys), 0)
     stored = json.loads((out / "sweep.json").read_text())
     assert stored["config"]["threads"] == 1
+
+
+def _fake_peak(device="cpu", mode="fp32", **kw):
+    from mlpbench.measure.peak import PeakResult
+
+    return PeakResult(device=device, mode=mode, gflops=12.5, size=512, threads=1, torch="x",
+                      machine_id="m")
+
+
+def _current_key() -> str:
+    from mlpbench.devices import describe_hardware
+    from mlpbench.measure import peak
+
+    return peak._key("cpu", "fp32", 1, describe_hardware()["machine_id"])  # --threads 1
+
+
+@pytest.mark.parametrize("content", ["[]", "null", "3", "{nope", "\x00\x01", '{"k": [1]}',
+                                     "KEY_LIST", "KEY_MISSING_FIELD", "KEY_NAN"])
+def test_peak_cache_wrong_shape_is_remeasured(content, tmp_path, monkeypatch, capsys):
+    """A wrongly shaped peak cache (or entry) is ignored and rewritten, never a traceback."""
+    from mlpbench.measure import peak
+
+    monkeypatch.setenv("MLPBENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(peak, "measure_peak", _fake_peak)
+    good = {k: v for k, v in vars(_fake_peak()).items()}
+    content = {"KEY_LIST": json.dumps({_current_key(): [1, 2]}),
+               "KEY_MISSING_FIELD": json.dumps({_current_key(): {"gflops": 3.0}}),
+               "KEY_NAN": json.dumps({_current_key(): {**good, "gflops": "NaN"}}),
+               }.get(content, content)
+    (tmp_path / "peak.json").write_text(content)
+    check(*run_cli(["peak", "--threads", "1", "--json"], capsys), 0, "12.5")
+    stored = json.loads((tmp_path / "peak.json").read_text())
+    assert isinstance(stored, dict) and any(v["gflops"] == 12.5 for v in stored.values())
