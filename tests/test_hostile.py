@@ -192,6 +192,8 @@ CASES = [
      {}, 2, "median_s"),
     ("resume-torn-line", SWEEP, sweep_csv(SWEEP_HEADER + SWEEP_ROW + SWEEP_ROW[:30]), {}, 2,
      "row 3"),
+    ("resume-empty-key", SWEEP, sweep_csv(_with_cell("width", "")), {}, 2, "width"),
+    ("resume-float-key", SWEEP, sweep_csv(_with_cell("batch", "4.5")), {}, 2, "batch"),
     ("resume-meta-list", SWEEP, sweep_json("[1, 2]"), {}, 2, "sweep.json"),
     ("resume-meta-null", SWEEP, sweep_json("null"), {}, 2, "sweep.json"),
     ("resume-meta-garbage", SWEEP, sweep_json("{nope"), {}, 2, "sweep.json"),
@@ -221,6 +223,7 @@ CASES = [
     ("converge-exists", CONVERGE + ["-O", "gd"], existing("converge"), {}, 2, "--resume"),
     ("converge-traj-bad-cell", CONVERGE + ["-O", "gd"], trajectories("zero"), {}, 2,
      "trajectories"),
+    ("converge-empty-seed", CONVERGE + ["-O", "gd"], trajectories(""), {}, 2, "seed"),
     ("converge-lr-overflow-diverges", CONVERGE + ["-O", "gd", "-O", "adam[lr=1e39]"], out_only,
      {}, 0, "adam[lr="),
     # ---- newton-cost

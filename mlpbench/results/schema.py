@@ -44,6 +44,13 @@ SCHEMAS: dict[str, tuple[set[str], set[str]]] = {
     "newton_convergence": ({"params", "optimizer"}, {"params"}),
 }
 KINDS = tuple(SCHEMAS)
+#: kind -> integer key columns: every row must hold a whole number there (a resume matches
+#: rows by them, so a missing or fractional key would re-measure or duplicate a point)
+INTEGER_KEYS: dict[str, tuple[str, ...]] = {
+    "sweep": ("params", "batch", "input_dim", "width", "depth"),
+    "converge": ("seed",), "trajectories": ("seed", "step"), "lr_sensitivity": ("seed",),
+    "minima_runs": ("seed",), "newton_cost": ("params",),
+}
 
 
 def _check_numeric(frame: pd.DataFrame, path: Path, numeric: set[str]) -> pd.DataFrame:
@@ -56,6 +63,20 @@ def _check_numeric(frame: pd.DataFrame, path: Path, numeric: set[str]) -> pd.Dat
             raise UsageError(f"corrupt results table {path}: row {row + 2}, column {col!r}: "
                              f"{str(raw.iloc[row])[:40]!r} is not a number")
         frame[col] = values
+    return frame
+
+
+def _check_keys(frame: pd.DataFrame, path: Path, kind: str) -> pd.DataFrame:
+    for col in INTEGER_KEYS.get(kind, ()):
+        if col not in frame or frame.empty:
+            continue
+        values = frame[col]
+        bad = values.isna() | (values % 1 != 0)
+        if bad.any():
+            row = int(bad.idxmax())
+            raise UsageError(f"corrupt results table {path}: row {row + 2}, column {col!r}: "
+                             f"{values.iloc[row]!r} is not a whole number")
+        frame[col] = values.astype("int64")
     return frame
 
 
@@ -102,7 +123,7 @@ def read_table(path: Path, kind: str | None = None) -> pd.DataFrame:
     if len(frame) and (frame[list(frame.columns)].astype(str) == pd.Series(
             frame.columns, index=frame.columns)).all(axis=1).any():
         raise UsageError(f"corrupt results table {path}: a header line repeats inside it")
-    return _check_numeric(frame, path, numeric)
+    return _check_keys(_check_numeric(frame, path, numeric), path, kind)
 
 
 def read_meta(path: Path) -> dict[str, Any]:

@@ -104,20 +104,27 @@ def minima_jobs(seeds: int, lr: float = 0.1,
     return [("local_minima", o, s, {}) for o in ids for s in range(seeds)]
 
 
+def _run_key(row: dict[str, Any]) -> tuple[str, str, int]:
+    return str(row["workload"]), str(row["optimizer"]), int(row["seed"])
+
+
 def _part(folder: RunFolder, kind: str, jobs: list[Job], traj_kind: str | None,
           **kw: Any) -> pd.DataFrame:
     """Run the jobs of one part of the study not stored yet, saving after each run."""
     rows = folder.rows(kind)
-    trajs = [pd.DataFrame(folder.rows(traj_kind))] if traj_kind else []
-    done = {(r["workload"], r["optimizer"], int(r["seed"])) for r in rows}
+    done = {_run_key(r) for r in rows}
+    trajs = [pd.DataFrame([t for t in folder.rows(traj_kind) if _run_key(t) in done])
+             ] if traj_kind else []
     todo = [j for j in jobs if (j[0], str(resolve(j[1])), j[2]) not in done]
 
     def save(row: dict, traj: pd.DataFrame) -> None:
-        rows.append(row)
-        folder.write(kind, rows)
+        # the trajectory first: the summary row marks the run done, so a kill between the two
+        # writes re-runs it, and the orphan trajectory is dropped on resume (above)
         if traj_kind:
             trajs.append(traj)
             folder.write(traj_kind, pd.concat(trajs, ignore_index=True))
+        rows.append(row)
+        folder.write(kind, rows)
 
     run_jobs(todo, save=save, **kw)
     return pd.DataFrame(rows)
