@@ -17,8 +17,10 @@ EXIT_USAGE = 2
 COMMANDS = (basic, studies)
 
 
-class Terminated(Exception):
-    """SIGTERM arrived (raised from the signal handler so cleanup code runs)."""
+class Terminated(BaseException):
+    """SIGTERM arrived (raised from the signal handler so cleanup code runs). A
+    ``BaseException``, like ``KeyboardInterrupt``, so that no ``except Exception`` (a guarded
+    measurement) records it as a failed point and carries on."""
 
 
 def _on_sigterm(signum, frame) -> None:

@@ -61,12 +61,14 @@ def atomic_write(path: Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:  # a full disk, or a signal between write and rename
         try:
             tmp.unlink()
         except OSError:
             pass
-        raise _os_error("write", path, exc) from None
+        if isinstance(exc, OSError):
+            raise _os_error("write", path, exc) from None
+        raise
 
 
 def write_table(out: Path, kind: str, frame: pd.DataFrame) -> Path:
