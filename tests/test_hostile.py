@@ -194,6 +194,8 @@ CASES = [
      "row 3"),
     ("resume-empty-key", SWEEP, sweep_csv(_with_cell("width", "")), {}, 2, "width"),
     ("resume-float-key", SWEEP, sweep_csv(_with_cell("batch", "4.5")), {}, 2, "batch"),
+    ("resume-other-grid", SWEEP, sweep_json('{"config": {"widths": [999]}}'), {}, 2,
+     "different configuration"),
     ("resume-meta-list", SWEEP, sweep_json("[1, 2]"), {}, 2, "sweep.json"),
     ("resume-meta-null", SWEEP, sweep_json("null"), {}, 2, "sweep.json"),
     ("resume-meta-garbage", SWEEP, sweep_json("{nope"), {}, 2, "sweep.json"),
@@ -380,3 +382,41 @@ def test_peak_cache_wrong_shape_is_remeasured(content, tmp_path, monkeypatch, ca
     check(*run_cli(["peak", "--threads", "1", "--json"], capsys), 0, "12.5")
     stored = json.loads((tmp_path / "peak.json").read_text())
     assert isinstance(stored, dict) and any(v["gflops"] == 12.5 for v in stored.values())
+
+
+def test_crashing_optimizer_is_a_failed_run(tmp_path, monkeypatch, capsys):
+    """An optimizer raising a non-numeric error is one ``failed`` row; the other runs stand."""
+    from mlpbench.studies import convergence
+
+    real = convergence.run
+
+    def run(workload, optimizer, **kw):
+        if optimizer.startswith("sgd"):
+            raise RuntimeError("CUBLAS_STATUS_EXECUTION_FAILED\nmore detail")
+        return real(workload, optimizer, **kw)
+
+    monkeypatch.setattr(convergence, "run", run)
+    out = tmp_path / "c"
+    check(*run_cli(CONVERGE + ["-O", "gd", "-O", "sgd", "--out", out], capsys), 0)
+    from mlpbench.results import read_table
+
+    table = read_table(out / "converge.csv").set_index("optimizer")
+    assert table.loc["gd", "status"] != "failed"
+    assert table.loc["sgd", "status"] == "failed"
+    assert table.loc["sgd", "reason"] == "RuntimeError: CUBLAS_STATUS_EXECUTION_FAILED"
+
+
+def test_unexpected_error_is_one_line(monkeypatch, capsys):
+    """A bug is one line and exit 1 (the traceback only with MLPBENCH_DEBUG=1)."""
+    from mlpbench import jobs
+
+    def boom(*a, **k):
+        raise KeyError("median_s")
+
+    monkeypatch.setattr(jobs, "params_summary", boom)
+    code, out, err = run_cli(["params"], capsys)
+    assert code == 1 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "internal error: KeyError" in err
+    monkeypatch.setenv("MLPBENCH_DEBUG", "1")
+    with pytest.raises(KeyError):
+        main(["params"])

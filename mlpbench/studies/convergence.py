@@ -51,16 +51,32 @@ def run_jobs(jobs: Sequence[Job], *, device: str = "cpu", budget: Budget = Budge
         wname, opt, seed, extra = job
         if wname not in workloads:
             workloads[wname] = make_workload(wname, seed=data_seed, device=dev)
-        res = run(workloads[wname], opt, seed=seed, budget=budget, settings=settings)
-        row = {**res.summary(), **extra, "machine_id": hardware["machine_id"],
+        try:
+            res = run(workloads[wname], opt, seed=seed, budget=budget, settings=settings)
+        except UsageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one crashing optimizer is a result
+            row, traj = _failed(workloads[wname], opt, seed, dev, exc), pd.DataFrame()
+        else:
+            row = res.summary()
+            traj = res.trajectory.assign(workload=wname, optimizer=res.optimizer, seed=seed)
+        row = {**row, **extra, "machine_id": hardware["machine_id"],
                "torch": torch.__version__, "threads": torch.get_num_threads()}
-        traj = res.trajectory.assign(workload=wname, optimizer=res.optimizer, seed=seed)
         summaries.append(row)
         trajs.append(traj)
         if save:
             save(row, traj)
     summary = pd.DataFrame(summaries)
     return summary, (pd.concat(trajs, ignore_index=True) if trajs else pd.DataFrame())
+
+
+def _failed(workload, optimizer: str, seed: int, device, exc: Exception) -> dict[str, Any]:
+    """The summary row of a run whose optimizer raised (not a numeric divergence): status
+    ``failed`` with the exception's first line, so the study goes on."""
+    text = (f"{type(exc).__name__}: {exc}".splitlines() or [""])[0][:300]
+    return {"workload": workload.name, "optimizer": str(resolve(optimizer)), "seed": seed,
+            "device": str(device), "status": "failed", "reason": text,
+            "target_loss": workload.target_loss}
 
 
 def run_many(workloads: Sequence[str], optimizers: Sequence[str], seeds: Sequence[int],
