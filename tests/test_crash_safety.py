@@ -99,7 +99,7 @@ def test_kill9_then_resume_loses_only_the_item_in_flight(study, tmp_path, env, c
     assert not after.duplicated(keys).any()
     if total:
         assert len(after) == total
-    kept = after.merge(before, on=list(before.columns), how="inner")
+    kept = after.astype(str).merge(before.astype(str), on=list(before.columns))
     assert len(kept) == len(before), "rows finished before the kill were changed or lost"
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
     assert not (out / LOCK_NAME).exists()
@@ -133,7 +133,7 @@ def test_signal_exits_with_a_message_and_consistent_files(study, sig, code, tmp_
     assert resumed == 0 and not err.strip(), err
     after = read_table(out / f"{kind}.csv")
     assert not after.duplicated(keys).any() and (total is None or len(after) == total)
-    assert len(after.merge(table, on=list(table.columns))) == len(table)
+    assert len(after.astype(str).merge(table.astype(str), on=list(table.columns))) == len(table)
 
 
 @pytest.mark.slow
