@@ -137,6 +137,9 @@ def main_job(preset_name: str, out: str | os.PathLike, report_path: str, *,
     from mlpbench.studies.newton_cost import CostConfig
     from mlpbench.studies.sweep import preset
 
+    if not str(out).strip() or not str(report_path).strip():
+        raise UsageError("--out and --report must name a folder and a file, got an empty "
+                         "string")
     out = Path(out)
     parts = [sweep(preset(preset_name, threads=n_threads), out / "sweep", resume=resume,
                    progress=progress)]

@@ -13,12 +13,15 @@ from mlpbench.cli.common import Parser
 from mlpbench.errors import UsageError
 
 EXIT_USAGE = 2
+EXIT_INTERNAL = 1
 #: modules registering subcommands, in the order of ``mlpbench --help``
 COMMANDS = (basic, studies, minima, distributed)
 
 
-class Terminated(Exception):
-    """SIGTERM arrived (raised from the signal handler so cleanup code runs)."""
+class Terminated(BaseException):
+    """SIGTERM arrived (raised from the signal handler so cleanup code runs). A
+    ``BaseException``, like ``KeyboardInterrupt``, so that no ``except Exception`` (a guarded
+    measurement) records it as a failed point and carries on."""
 
 
 def _on_sigterm(signum, frame) -> None:
@@ -38,6 +41,12 @@ def _version() -> str:
     from mlpbench import __version__
 
     return f"mlpbench {__version__}"
+
+
+def _debug() -> bool:
+    import os
+
+    return os.environ.get("MLPBENCH_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,6 +70,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("mlpbench: terminated; results written so far are kept (--resume continues)",
               file=sys.stderr)
         return 143
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback on request
+        if _debug():
+            raise
+        first = (str(exc).splitlines() or [""])[0][:300]
+        print(f"mlpbench: internal error: {type(exc).__name__}: {first} (results written so "
+              "far are kept; MLPBENCH_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
     finally:
         signal.signal(signal.SIGTERM, previous)
 

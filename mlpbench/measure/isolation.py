@@ -13,6 +13,18 @@ from typing import Any
 WORKER_DIED = "worker process died (killed, likely out of host memory)"
 
 
+def _die_with_parent() -> None:
+    """Worker initializer: ask Linux to SIGKILL this worker when its parent dies
+    (``PR_SET_PDEATHSIG``), so a kill -9 of the study leaves no orphaned worker."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: nothing to ask for
+        pass
+
+
 class Isolated:
     """Calls ``fn(*args)`` in a freshly spawned process each time (or in this one when
     ``isolate`` is false). A dead worker or an exception comes back as ``on_error(reason)``.
@@ -29,7 +41,8 @@ class Isolated:
         if self.pool is None:
             # max_tasks_per_child (Python >= 3.11): one task per process, a fresh one each time
             self.pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"),
-                                            max_tasks_per_child=1)
+                                            max_tasks_per_child=1,
+                                            initializer=_die_with_parent)
         try:
             return self.pool.submit(fn, *args).result()
         except BrokenProcessPool:

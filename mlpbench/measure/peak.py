@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+import sys
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -84,25 +85,44 @@ def get_peak(device: str = "cpu", mode: str = "fp32", *, refresh: bool = False) 
     path = cache_path()
     cache = _read_cache(path)
     if not refresh and key in cache:
-        return PeakResult(**cache[key])
+        return cache[key]
     result = measure_peak(dev, mode)
-    cache[key] = asdict(result)
+    cache[key] = result
     _write_cache(path, cache)
     return result
 
 
-def _read_cache(path: Path) -> dict[str, dict]:
+def _entry(value: object) -> PeakResult | None:
+    """A cached entry as a :class:`PeakResult`, or ``None`` when it is not a valid one."""
+    if not isinstance(value, dict) or set(value) != {f.name for f in fields(PeakResult)}:
+        return None
+    gflops = value["gflops"]
+    if isinstance(gflops, bool) or not isinstance(gflops, int | float) or not gflops > 0:
+        return None
+    return PeakResult(**value)
+
+
+def _read_cache(path: Path) -> dict[str, PeakResult]:
+    """The cache's valid entries; a missing, unreadable or wrongly shaped cache (or entry)
+    is ignored, which only costs a re-measurement."""
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    if not isinstance(data, dict):
+        return {}
+    entries = {str(k): _entry(v) for k, v in data.items()}
+    return {k: v for k, v in entries.items() if v is not None}
 
 
-def _write_cache(path: Path, cache: dict[str, dict]) -> None:
+def _write_cache(path: Path, cache: dict[str, PeakResult]) -> None:
+    """Write the cache atomically; failing to (a full disk, a read-only home) is one warning
+    line on stderr, not an error: the measurement stands and is repeated next time."""
+    from mlpbench.results.store import atomic_write, dumps
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cache, indent=1))
-        os.replace(tmp, path)
-    except OSError:
-        pass  # an unwritable cache only costs a re-measurement next time
+        atomic_write(path, dumps({k: asdict(v) for k, v in cache.items()}))
+    except (OSError, UsageError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        print(f"mlpbench: warning: peak cache not saved ({reason})", file=sys.stderr)

@@ -7,6 +7,8 @@ file is one :class:`~mlpbench.errors.UsageError` naming the file, row and column
 
 from __future__ import annotations
 
+import csv as csvlib
+import io
 import json
 import os
 from collections.abc import Iterable
@@ -48,6 +50,13 @@ SCHEMAS: dict[str, tuple[set[str], set[str]]] = {
                     {"world_size", "bytes", "median_s", "busbw_gbps"}),
 }
 KINDS = tuple(SCHEMAS)
+#: kind -> integer key columns: every row must hold a whole number there (a resume matches
+#: rows by them, so a missing or fractional key would re-measure or duplicate a point)
+INTEGER_KEYS: dict[str, tuple[str, ...]] = {
+    "sweep": ("params", "batch", "input_dim", "width", "depth"),
+    "converge": ("seed",), "trajectories": ("seed", "step"), "lr_sensitivity": ("seed",),
+    "minima_runs": ("seed",), "newton_cost": ("params",),
+}
 
 
 def _check_numeric(frame: pd.DataFrame, path: Path, numeric: set[str]) -> pd.DataFrame:
@@ -61,6 +70,35 @@ def _check_numeric(frame: pd.DataFrame, path: Path, numeric: set[str]) -> pd.Dat
                              f"{str(raw.iloc[row])[:40]!r} is not a number")
         frame[col] = values
     return frame
+
+
+def _check_keys(frame: pd.DataFrame, path: Path, kind: str) -> pd.DataFrame:
+    for col in INTEGER_KEYS.get(kind, ()):
+        if col not in frame or frame.empty:
+            continue
+        values = frame[col]
+        bad = values.isna() | (values % 1 != 0)
+        if bad.any():
+            row = int(bad.idxmax())
+            raise UsageError(f"corrupt results table {path}: row {row + 2}, column {col!r}: "
+                             f"{values.iloc[row]!r} is not a whole number")
+        frame[col] = values.astype("int64")
+    return frame
+
+
+def _check_rows(text: str, path: Path) -> None:
+    """Every record has as many fields as the header. A torn (truncated) or spliced line is
+    refused with its row named, never padded with missing values or read as an index."""
+    try:
+        records = csvlib.reader(io.StringIO(text))
+        width = len(next(records))
+        for row, cells in enumerate(records, start=2):
+            if cells and len(cells) != width:
+                raise UsageError(f"corrupt results table {path}: row {row} has {len(cells)} "
+                                 f"fields, the header {width} (a torn or edited line; remove "
+                                 "it to continue)")
+    except csvlib.Error as exc:
+        raise UsageError(f"corrupt results table {path}: {exc}") from None
 
 
 def read_table(path: Path, kind: str | None = None) -> pd.DataFrame:
@@ -78,9 +116,8 @@ def read_table(path: Path, kind: str | None = None) -> pd.DataFrame:
         raise UsageError(f"corrupt results table {path}: it holds NUL bytes")
     if not text.strip():
         return pd.DataFrame()
+    _check_rows(text, path)
     try:
-        import io
-
         frame = pd.read_csv(io.StringIO(text), keep_default_na=False, na_values=[""])
     except (ValueError, pd.errors.ParserError) as exc:
         raise UsageError(f"corrupt results table {path}: {exc}".splitlines()[0]) from None
@@ -92,7 +129,7 @@ def read_table(path: Path, kind: str | None = None) -> pd.DataFrame:
     if len(frame) and (frame[list(frame.columns)].astype(str) == pd.Series(
             frame.columns, index=frame.columns)).all(axis=1).any():
         raise UsageError(f"corrupt results table {path}: a header line repeats inside it")
-    return _check_numeric(frame, path, numeric)
+    return _check_keys(_check_numeric(frame, path, numeric), path, kind)
 
 
 def read_meta(path: Path) -> dict[str, Any]:

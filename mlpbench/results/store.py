@@ -51,6 +51,9 @@ def dumps(obj: Any) -> str:
 def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` through a temporary file and a rename; on failure nothing is left
     behind and the previous file is intact. OS errors become one-line :class:`UsageError`."""
+    path = Path(path)
+    if not path.name or not str(path).strip() or path.is_dir():
+        raise UsageError(f"cannot write {str(path)!r}: it names a folder, not a file")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as f:
@@ -58,12 +61,14 @@ def atomic_write(path: Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:  # a full disk, or a signal between write and rename
         try:
             tmp.unlink()
         except OSError:
             pass
-        raise _os_error("write", path, exc) from None
+        if isinstance(exc, OSError):
+            raise _os_error("write", path, exc) from None
+        raise
 
 
 def write_table(out: Path, kind: str, frame: pd.DataFrame) -> Path:

@@ -51,16 +51,32 @@ def run_jobs(jobs: Sequence[Job], *, device: str = "cpu", budget: Budget = Budge
         wname, opt, seed, extra = job
         if wname not in workloads:
             workloads[wname] = make_workload(wname, seed=data_seed, device=dev)
-        res = run(workloads[wname], opt, seed=seed, budget=budget, settings=settings)
-        row = {**res.summary(), **extra, "machine_id": hardware["machine_id"],
+        try:
+            res = run(workloads[wname], opt, seed=seed, budget=budget, settings=settings)
+        except UsageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one crashing optimizer is a result
+            row, traj = _failed(workloads[wname], opt, seed, dev, exc), pd.DataFrame()
+        else:
+            row = res.summary()
+            traj = res.trajectory.assign(workload=wname, optimizer=res.optimizer, seed=seed)
+        row = {**row, **extra, "machine_id": hardware["machine_id"],
                "torch": torch.__version__, "threads": torch.get_num_threads()}
-        traj = res.trajectory.assign(workload=wname, optimizer=res.optimizer, seed=seed)
         summaries.append(row)
         trajs.append(traj)
         if save:
             save(row, traj)
     summary = pd.DataFrame(summaries)
     return summary, (pd.concat(trajs, ignore_index=True) if trajs else pd.DataFrame())
+
+
+def _failed(workload, optimizer: str, seed: int, device, exc: Exception) -> dict[str, Any]:
+    """The summary row of a run whose optimizer raised (not a numeric divergence): status
+    ``failed`` with the exception's first line, so the study goes on."""
+    text = (f"{type(exc).__name__}: {exc}".splitlines() or [""])[0][:300]
+    return {"workload": workload.name, "optimizer": str(resolve(optimizer)), "seed": seed,
+            "device": str(device), "status": "failed", "reason": text,
+            "target_loss": workload.target_loss}
 
 
 def run_many(workloads: Sequence[str], optimizers: Sequence[str], seeds: Sequence[int],
@@ -104,20 +120,27 @@ def minima_jobs(seeds: int, lr: float = 0.1,
     return [("local_minima", o, s, {}) for o in ids for s in range(seeds)]
 
 
+def _run_key(row: dict[str, Any]) -> tuple[str, str, int]:
+    return str(row["workload"]), str(row["optimizer"]), int(row["seed"])
+
+
 def _part(folder: RunFolder, kind: str, jobs: list[Job], traj_kind: str | None,
           **kw: Any) -> pd.DataFrame:
     """Run the jobs of one part of the study not stored yet, saving after each run."""
     rows = folder.rows(kind)
-    trajs = [pd.DataFrame(folder.rows(traj_kind))] if traj_kind else []
-    done = {(r["workload"], r["optimizer"], int(r["seed"])) for r in rows}
+    done = {_run_key(r) for r in rows}
+    trajs = [pd.DataFrame([t for t in folder.rows(traj_kind) if _run_key(t) in done])
+             ] if traj_kind else []
     todo = [j for j in jobs if (j[0], str(resolve(j[1])), j[2]) not in done]
 
     def save(row: dict, traj: pd.DataFrame) -> None:
-        rows.append(row)
-        folder.write(kind, rows)
+        # the trajectory first: the summary row marks the run done, so a kill between the two
+        # writes re-runs it, and the orphan trajectory is dropped on resume (above)
         if traj_kind:
             trajs.append(traj)
             folder.write(traj_kind, pd.concat(trajs, ignore_index=True))
+        rows.append(row)
+        folder.write(kind, rows)
 
     run_jobs(todo, save=save, **kw)
     return pd.DataFrame(rows)
