@@ -27,7 +27,8 @@ def machine_identities(hardware: dict[str, dict[str, Any]],
     frame = pd.DataFrame(rows, columns=["name", "source", "cpu", "cores", "ram_bytes"])
     if frame.empty:
         return frame.assign(identity=pd.Series(dtype=str))
-    key = frame[["cpu", "cores", "ram_bytes"]].astype(str).agg("|".join, axis=1)
+    key = ["|".join(str(v) for v in row) for row in
+           frame[["cpu", "cores", "ram_bytes"]].itertuples(index=False)]
     first = {}
     for k, name, src in zip(key, frame["name"], frame["source"], strict=True):
         # prefer the asv name (human-chosen) as the identity's label

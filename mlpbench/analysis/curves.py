@@ -61,11 +61,14 @@ def aggregate_curves(traj: pd.DataFrame, *, x: str = "step", y: str = "train_los
         return pd.DataFrame(columns=[*by, x, "median", "q25", "q75", "seeds", "running"])
     parts = []
     for group, g in traj.groupby(list(by), sort=True):
-        grid = grid_for(g[x].to_numpy(float), n=n, log=log)
+        xv, yv = g[x].to_numpy(float), g[y].to_numpy(float)
+        grid = grid_for(xv, n=n, log=log)
+        seeds = g["seed"].to_numpy() if "seed" in g else np.zeros(len(g))
         curves, ends = [], []
-        for _, s in (g.groupby("seed") if "seed" in g else [(0, g)]):
-            curves.append(interpolate_seed(s[x].to_numpy(float), s[y].to_numpy(float), grid))
-            ends.append(float(np.nanmax(s[x].to_numpy(float))))
+        for seed in np.unique(seeds):
+            m = seeds == seed
+            curves.append(interpolate_seed(xv[m], yv[m], grid))
+            ends.append(float(np.nanmax(xv[m])))
         stack = np.vstack(curves)
         with np.errstate(all="ignore"):
             q = np.nanquantile(np.where(np.isfinite(stack), stack, np.nan), [0.25, 0.5, 0.75],

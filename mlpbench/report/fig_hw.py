@@ -26,17 +26,19 @@ def _spread(g: pd.DataFrame, y: str) -> tuple[np.ndarray, np.ndarray]:
     return v - lo, hi - v
 
 
-def throughput_panels(data: pd.DataFrame, *, y: str = "gflops", series: str = "series"):
+def throughput_panels(data: pd.DataFrame, *, y: str = "gflops", series: str = "series",
+                      peak: float | None = None):
     """One panel per phase: ``y`` against P, one line per ``series`` value (a depth and batch:
-    networks of one depth and batch joined across widths), error bars from the IQR."""
+    networks of one depth and batch joined across widths), error bars from the IQR. With
+    ``peak`` (GFLOP/s) a right axis shows the fraction of it and a dotted line the peak."""
     phases = list(dict.fromkeys(data["phase"]))
     ncols = min(3, len(phases))
     nrows = -(-len(phases) // ncols)
-    axes = new_axes((4.3 * ncols + 1.8, 3.3 * nrows), ncols=ncols, nrows=nrows,
-                    sharex=True, sharey=True)
+    axes = new_axes((4.0 * ncols + 2.6, 3.1 * nrows + 0.4), ncols=ncols, nrows=nrows,
+                    sharex=True, sharey=True, margins=(0.85, 2.5, 0.6, 0.35))
     axes = np.atleast_1d(axes)
     names = list(dict.fromkeys(data.sort_values(["depth", "batch"])[series]))[:MAX_SERIES]
-    for ax, phase in zip(axes, phases, strict=False):
+    for j, (ax, phase) in enumerate(zip(axes, phases, strict=False)):
         p = data[data["phase"] == phase]
         for i, name in enumerate(names):
             g = p[p[series] == name].sort_values("params")
@@ -53,20 +55,27 @@ def throughput_panels(data: pd.DataFrame, *, y: str = "gflops", series: str = "s
         ax.set(xscale="log", yscale="log" if y != "peak_fraction" else "linear")
         if y == "peak_fraction":
             ax.axhline(1.0, color="grey", lw=1, ls=":")
+        if peak and y == "gflops":
+            ax.axhline(peak, color="grey", lw=1, ls=":")
+            if j % ncols == ncols - 1 or j == len(phases) - 1:  # rightmost panel of a row
+                sec = ax.secondary_yaxis("right", functions=(lambda v: v / peak,
+                                                             lambda f: f * peak))
+                sec.set_ylabel("fraction of peak (dotted: peak)")
     for ax in axes[len(phases):]:
         ax.set_visible(False)
     for ax in axes[::ncols]:
         ax.set_ylabel(Y_LABELS[y])
     for ax in axes[-ncols:]:
         ax.set_xlabel("parameters P")
-    legend_outside(axes[min(ncols, len(phases)) - 1], "depth, batch")
+    legend_outside(axes[min(ncols, len(phases)) - 1], "depth, batch",
+                   x=1.32 if peak and y == "gflops" else 1.01)
     return axes
 
 
 def memory_needed(spec_curves: pd.DataFrame, limits: dict[str, int], *, ax=None):
     """Bytes needed to train P parameters per optimizer (the memory model's curves), with the
     machine's RAM and GPU memory as horizontal lines."""
-    ax = ax if ax is not None else new_axes((8.5, 4.4))
+    ax = ax if ax is not None else new_axes((8.5, 4.4), margins=(1.1, 2.4, 0.6, 0.2))
     for i, (opt, g) in enumerate(spec_curves.groupby("optimizer", sort=False)):
         st = series_style(i)
         ax.plot(g["params"], g["bytes"], label=opt, color=st["color"],
@@ -91,7 +100,7 @@ def memory_needed(spec_curves: pd.DataFrame, limits: dict[str, int], *, ax=None)
 def measured_vs_model(data: pd.DataFrame, *, ax=None):
     """Measured increase over the process baseline against the model, one marker per kind,
     with the y = x line."""
-    ax = ax if ax is not None else new_axes((7.5, 4.6))
+    ax = ax if ax is not None else new_axes((8, 4.6), margins=(1.1, 2.4, 0.6, 0.2))
     for i, (kind, g) in enumerate(data.groupby("kind", sort=False)):
         st = series_style(i)
         ax.scatter(g["predicted_bytes"], g["measured_bytes"], label=kind, color=st["color"],
@@ -109,7 +118,8 @@ def measured_vs_model(data: pd.DataFrame, *, ax=None):
 
 def speedups(geo: pd.DataFrame, *, ax=None):
     """Geometric-mean speedup per group (horizontal bars, log scale, 1× line)."""
-    ax = ax if ax is not None else new_axes((8.5, max(2.6, 0.32 * len(geo) + 1.4)))
+    ax = ax if ax is not None else new_axes((9, max(2.6, 0.32 * len(geo) + 1.2)),
+                                              margins=(3.4, 0.3, 0.6, 0.2))
     labels = geo["group"] + "  (" + geo["machine"] + ", n=" + geo["benchmarks"].astype(str) + ")"
     ypos = np.arange(len(geo))
     colors = [series_style(i)["color"] for i in pd.factorize(geo["machine"])[0]]

@@ -43,8 +43,8 @@ def loss_grid(curves: dict[str, pd.DataFrame], *, target: float | None = None,
     xs = list(curves)
     opts = list(dict.fromkeys(pd.concat(curves.values())["optimizer"]))
     cols = panels(opts)
-    axes = new_axes((4.0 * len(cols) + 0.5, 3.0 * len(xs)), ncols=len(cols), nrows=len(xs),
-                    sharey=True)
+    axes = new_axes((3.9 * len(cols) + 0.9, 2.9 * len(xs) + 0.2), ncols=len(cols),
+                    nrows=len(xs), sharey=True, margins=(0.85, 0.15, 0.6, 0.35))
     axes = np.atleast_1d(axes).reshape(len(xs), len(cols))
     for r, x in enumerate(xs):
         c = curves[x]
@@ -79,7 +79,8 @@ def lr_panel(lr: pd.DataFrame):
     η; bottom, the fraction of seeds reaching the target. One line per base optimizer."""
     bases = list(dict.fromkeys(lr["base"]))
     n = -(-len(bases) // MAX_SERIES)
-    axes = new_axes((4.3 * n + 0.8, 5.4), ncols=n, nrows=2, sharex=True)
+    axes = new_axes((4.3 * n + 0.9, 5.4), ncols=n, nrows=2, sharex=True,
+                    margins=(0.85, 0.15, 0.6, 0.2))
     axes = np.atleast_1d(axes).reshape(2, n)
     for j in range(n):
         top, bottom = axes[0, j], axes[1, j]
@@ -105,7 +106,8 @@ def profile(prof: pd.DataFrame, *, xlabel: str, ax=None):
     """Performance profiles: fraction of workloads solved within τ × the best."""
     opts = list(dict.fromkeys(prof["optimizer"]))
     cols = panels(opts)
-    axes = np.atleast_1d(new_axes((4.0 * len(cols) + 0.5, 3.2), ncols=len(cols), sharey=True))
+    axes = np.atleast_1d(new_axes((3.9 * len(cols) + 0.9, 3.2), ncols=len(cols), sharey=True,
+                                      margins=(0.85, 0.15, 0.6, 0.35)))
     for ax, (fam, members) in zip(axes, cols, strict=True):
         for i, o in enumerate(members):
             g = prof[prof["optimizer"] == o]
@@ -120,7 +122,8 @@ def profile(prof: pd.DataFrame, *, xlabel: str, ax=None):
 
 def minima_bars(table: pd.DataFrame, *, ax=None):
     """Fraction of seeds reaching the global minimum with Wilson 95% intervals."""
-    ax = ax if ax is not None else new_axes((7.5, 0.6 * len(table) + 1.4))
+    ax = ax if ax is not None else new_axes((8, 0.6 * len(table) + 1.2),
+                                              margins=(2.2, 0.3, 0.6, 0.2))
     y = np.arange(len(table))
     f = table["fraction_global"].to_numpy(float)
     err = np.vstack([f - table["ci_low"].to_numpy(float), table["ci_high"].to_numpy(float) - f])
@@ -139,7 +142,7 @@ def cost_scaling(ok: pd.DataFrame, fits: pd.DataFrame, extrap: dict, wall: dict 
                  ax=None):
     """Seconds per call against P (log–log): measured points, fitted power laws drawn out to
     the 10^7 network (dashed), extrapolated points (hollow), and the Newton wall."""
-    ax = ax if ax is not None else new_axes((9, 5.2))
+    ax = ax if ax is not None else new_axes((9.5, 5.2), margins=(0.85, 2.6, 0.6, 0.2))
     p_target = extrap["params"]
     for i, (op, g) in enumerate(ok.groupby("op")):
         st = series_style(i)

@@ -54,12 +54,18 @@ class Section:
     html: str = ""  # free HTML placed first (the summary card)
 
     def table(self, caption: str, frame: pd.DataFrame, **kw: Any) -> None:
-        if "run_dir" in frame and frame["run_dir"].nunique() <= 1:
-            frame = frame.drop(columns="run_dir")
+        if "run_dir" in frame:  # a run folder is named by its last two parts, never a path
+            frame = (frame.drop(columns="run_dir") if frame["run_dir"].nunique() <= 1 else
+                     frame.assign(run_dir=frame["run_dir"].map(short_name)))
         self.tables.append((caption, html_table(frame, **kw)))
 
     def figure(self, caption: str, draw: Callable[[], Any]) -> None:
         self.figures.append((caption, render(draw())))
+
+
+def short_name(path: Any) -> str:
+    """A run folder as its last two path parts (``machine/sweep``): no filesystem paths."""
+    return "/".join(str(path).rstrip("/").split(os.sep)[-2:])
 
 
 def column_format(values: pd.Series, name: str = "") -> Callable[[Any], str]:
@@ -80,7 +86,15 @@ def column_format(values: pd.Series, name: str = "") -> Callable[[Any], str]:
     if len(finite) and finite.abs().max() >= 1000:  # thousands separators, one precision
         digits = 0 if finite.abs().min() >= 100 else 1 if finite.abs().min() >= 1 else 3
         return lambda v: "–" if _missing(v) else f"{float(v):,.{digits}f}"
-    return lambda v: "–" if _missing(v) else f"{float(v):.3g}"
+    return lambda v: "–" if _missing(v) else _sig3(float(v))
+
+
+def _sig3(v: float) -> str:
+    """Three significant digits without an exponent for 1e-6 ≤ |v| < 1e6."""
+    if not math.isfinite(v) or v == 0 or not 1e-6 <= abs(v) < 1e6:
+        return f"{v:.3g}"
+    return np.format_float_positional(v, precision=3, unique=False, fractional=False,
+                                      trim="-")
 
 
 def _missing(v: Any) -> bool:
@@ -146,6 +160,6 @@ def load_data(asv_results: str | os.PathLike | None, run_dirs: Sequence[str]) ->
             frame["machine_id"] = frame["machine_id"].fillna("unknown").astype(str)
         else:
             runs[kind] = frame.assign(machine_id="unknown")
-    sources = ["/".join(d.rstrip("/").split(os.sep)[-2:]) for d in run_dirs] + (
+    sources = [short_name(d) for d in run_dirs] + (
         ["asv results"] if asv_results else [])
     return ReportData(runs, hardware, asv, machines, sources)

@@ -83,8 +83,15 @@ def skipped_section(d: ReportData) -> Section:
                 parts.append(pd.DataFrame({"source": kind, "point": what,
                                            "params": bad["params"], "status": bad["status"],
                                            "reason": bad["reason"].fillna("")}))
+    if not d.asv.empty:
+        n = (d.asv["status"] != "ok").sum()
+        if n:
+            s.notes.append(f"{n:,} asv points did not run (asv records no reason: skipped in "
+                           "setup — no GPU, heavy without MLPBENCH_FULL=1, or too big — or "
+                           "failed); they are listed in the asv section's table.")
     if not parts:
-        s.empty = "Every point ran."
+        if not s.notes:
+            s.empty = "Every point ran."
         return s
     allbad = pd.concat(parts, ignore_index=True)
     grouped = (allbad.groupby(["source", "status", "reason"]).agg(
@@ -94,10 +101,4 @@ def skipped_section(d: ReportData) -> Section:
         ["source", "status", "_k", "smallest_params"]).drop(columns="_k")
     s.table("Grouped by reason (sorted by the size in the reason, then P)", grouped,
             name="skipped", max_rows=400)
-    if not d.asv.empty:
-        n = (d.asv["status"] != "ok").sum()
-        if n:
-            s.notes.append(f"{n:,} asv points did not run (asv records no reason: skipped in "
-                           "setup — no GPU, heavy without MLPBENCH_FULL=1, or too big — or "
-                           "failed); they are listed in the asv section's table.")
     return s

@@ -17,7 +17,7 @@ def summary_section(d: ReportData) -> Section:
                      .T.to_numpy(), strict=True)) if d.hardware or d.asv_machines else {}
     if facts.empty:
         machines = ", ".join(sorted(d.asv_machines)) or "none"
-        s.html = ("<div class='card' id='summary-card'><p>Only asv results were given "
+        s.html = ("<div class=\"card\" id=\"summary-card\"><p>Only asv results were given "
                   f"(machines: {html.escape(machines)}): see the asv section.</p></div>")
         return s
     items = []
@@ -29,5 +29,5 @@ def summary_section(d: ReportData) -> Section:
                       for r in g.itertuples())
         items.append(f"<div class='machine'><h3>{html.escape(label)} · "
                      f"{html.escape(str(device))}</h3><ul>{lis}</ul></div>")
-    s.html = f"<div class='card' id='summary-card'>{''.join(items)}</div>"
+    s.html = f"<div class=\"card\" id=\"summary-card\">{''.join(items)}</div>"
     return s
