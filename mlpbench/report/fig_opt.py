@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from mlpbench.analysis.curves import X_LABELS
-from mlpbench.report.style import MAX_SERIES, hover, legend_outside, new_axes, series_style
+from mlpbench.report.style import MAX_SERIES, hover, new_axes, series_style
 
 #: optimizer families drawn in one panel (≤ MAX_SERIES each); others go to "other"
 FAMILIES = (("gradient descent", ("gd", "sgd", "momentum", "nesterov")),
@@ -138,26 +138,44 @@ def minima_bars(table: pd.DataFrame, *, ax=None):
     return ax
 
 
-def cost_scaling(ok: pd.DataFrame, fits: pd.DataFrame, extrap: dict, wall: dict | None, *,
-                 ax=None):
-    """Seconds per call against P (log–log): measured points, fitted power laws drawn out to
-    the 10^7 network (dashed), extrapolated points (hollow), and the Newton wall."""
-    ax = ax if ax is not None else new_axes((9.5, 5.2), margins=(0.85, 2.6, 0.6, 0.2))
+#: the Newton cost figure's two panels (≤ MAX_SERIES operations each)
+COST_PANELS = (("Newton path", ("grad", "hvp_fwdrev", "hessian", "solve", "newton_step",
+                                "newton_cg_step")),
+               ("first order and other", None))
+
+
+def cost_scaling(ok: pd.DataFrame, fits: pd.DataFrame, extrap: dict, wall: dict | None):
+    """Seconds per call against P (log–log), two panels: measured points, fitted power laws
+    drawn out to the 10^7 network (dashed), extrapolated points (hollow), the Newton wall."""
+    first = [o for o in COST_PANELS[0][1] if o in set(ok["op"])]
+    rest = [o for o in dict.fromkeys(ok["op"]) if o not in first][:MAX_SERIES]
+    groups = [(t, ops) for t, ops in ((COST_PANELS[0][0], first), (COST_PANELS[1][0], rest))
+              if ops]
+    axes = np.atleast_1d(new_axes((5.2 * len(groups) + 0.9, 5.0), ncols=len(groups),
+                                  sharey=True, margins=(0.85, 0.2, 0.6, 0.35)))
+    for ax, (title, ops) in zip(axes, groups, strict=True):
+        _cost_panel(ax, ok[ok["op"].isin(ops)], fits, extrap, wall)
+        ax.set_title(title, fontsize=10)
+    axes[0].set_ylabel("seconds per call")
+    return axes
+
+
+def _cost_panel(ax, ok: pd.DataFrame, fits: pd.DataFrame, extrap: dict, wall: dict | None):
     p_target = extrap["params"]
-    for i, (op, g) in enumerate(ok.groupby("op")):
+    for i, (op, g) in enumerate(ok.groupby("op", sort=False)):
         st = series_style(i)
         g = g.sort_values("params")
+        f = fits[fits["op"] == op] if len(fits) else fits
+        label = f"{op} (P^{float(f['exponent'].iloc[0]):.2f})" if len(f) else op
         ax.plot(g["params"], g["median_s"], color=st["color"], marker=st["marker"], ls="",
-                label=op)
+                label=label)
         hover(ax, g["params"], g["median_s"], [f"{op} P={p:,}: {t:.3g} s (measured)"
                                                for p, t in zip(g["params"], g["median_s"],
                                                                strict=True)])
-        f = fits[fits["op"] == op] if len(fits) else fits
         if len(f):
             k, c = float(f["exponent"].iloc[0]), float(f["log_intercept"].iloc[0])
             xs = np.geomspace(float(f["p_min"].iloc[0]), p_target, 30)
-            ax.plot(xs, np.exp(c) * xs ** k, color=st["color"], ls="--", lw=1,
-                    label=f"  fit P^{k:.2f}")
+            ax.plot(xs, np.exp(c) * xs ** k, color=st["color"], ls=st["linestyle"], lw=1)
             y_t = np.exp(c) * p_target ** k
             ax.scatter([p_target], [y_t], facecolors="none", edgecolors=st["color"],
                        marker=st["marker"], s=50)
@@ -165,10 +183,9 @@ def cost_scaling(ok: pd.DataFrame, fits: pd.DataFrame, extrap: dict, wall: dict 
                                           "(EXTRAPOLATED)"])
     if wall and wall.get("predicted_params"):
         ax.axvline(wall["predicted_params"], color="#D55E00", lw=2)
-        ax.annotate(f"Newton wall P≈{wall['predicted_params']:,}",
-                    (wall["predicted_params"], ax.get_ylim()[1]), xytext=(4, -12),
-                    textcoords="offset points", fontsize=8, color="#D55E00")
+        ax.annotate(f"Newton wall\nP≈{wall['predicted_params']:,}",
+                    (wall["predicted_params"], 0.02), xycoords=("data", "axes fraction"),
+                    xytext=(4, 0), textcoords="offset points", fontsize=8, color="#D55E00")
     ax.axvline(p_target, color="grey", lw=1, ls=":")
-    ax.set(xscale="log", yscale="log", xlabel="parameters P", ylabel="seconds per call")
-    legend_outside(ax, "op (hollow: extrapolated)")
-    return ax
+    ax.set(xscale="log", yscale="log", xlabel="parameters P (dotted: 10^7 network)")
+    ax.legend(fontsize=7, loc="upper left", title="op (fit exponent)", title_fontsize=7)

@@ -78,8 +78,8 @@ def column_format(values: pd.Series, name: str = "") -> Callable[[Any], str]:
     finite = num[np.isfinite(num)]
     if "bytes" in name or name.endswith("_rss"):
         return lambda v: "–" if _missing(v) else format_bytes(int(v))
-    if name == "peak_fraction" or name.startswith("fraction") or name in ("success",
-                                                                          "success_rate"):
+    if name == "peak_fraction" or name.startswith(("fraction", "success")) or \
+            name.startswith("ci_"):
         return lambda v: "–" if _missing(v) else f"{float(v):.0%}"
     if len(finite) and (finite == finite.round()).all() and finite.abs().max() < 1e15:
         return lambda v: "–" if _missing(v) else f"{int(v):,}"
