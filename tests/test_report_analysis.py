@@ -109,3 +109,25 @@ def test_table_sorts_by_value_and_formats_one_way():
     assert "data:text/csv;charset=utf-8;base64," in html
     fmt = column_format(pd.Series([0.5, 0.000096]), "median_s")
     assert fmt(0.000096) == "0.000096" and fmt(float("nan")) == "–"
+
+
+def test_hover_spots_sit_on_their_points():
+    """Oracle: the PNG pixel under each spot has the marker's colour."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from mlpbench.report.style import hover, new_axes, render
+
+    ax = new_axes((5, 3), margins=(0.9, 1.5, 0.6, 0.3))
+    xs, ys = [1.0, 10.0, 100.0], [5.0, 0.5, 50.0]
+    ax.plot(xs, ys, "s", color="#ff0000", ms=10)
+    ax.set(xscale="log", yscale="log", xlim=(0.5, 200), ylim=(0.1, 100))
+    hover(ax, xs, ys, ["a", "b", "c"])
+    r = render(ax)
+    img = Image.open(io.BytesIO(base64.b64decode(r.uri.split(",")[1]))).convert("RGB")
+    assert [t for _, _, t in r.spots] == ["a", "b", "c"]
+    for left, top, _ in r.spots:
+        px = img.getpixel((int(left / 100 * img.width), int(top / 100 * img.height)))
+        assert px[0] > 200 and px[1] < 60 and px[2] < 60, px

@@ -57,6 +57,8 @@ class Section:
         if "run_dir" in frame:  # a run folder is named by its last two parts, never a path
             frame = (frame.drop(columns="run_dir") if frame["run_dir"].nunique() <= 1 else
                      frame.assign(run_dir=frame["run_dir"].map(short_name)))
+        if "machine_id" in frame and (frame["machine_id"] == "unknown").all():
+            frame = frame.drop(columns="machine_id")
         self.tables.append((caption, html_table(frame, **kw)))
 
     def figure(self, caption: str, draw: Callable[[], Any]) -> None:

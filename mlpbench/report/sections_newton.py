@@ -8,7 +8,7 @@ from mlpbench.analysis.newton import analyse
 from mlpbench.report import fig_opt
 from mlpbench.report.page import ReportData, Section
 from mlpbench.spec import TARGET_SPEC
-from mlpbench.units import format_bytes, format_count
+from mlpbench.units import format_bytes, format_count, human_seconds
 
 
 def newton_section(d: ReportData) -> Section:
@@ -48,8 +48,12 @@ def newton_section(d: ReportData) -> Section:
                              "kind": "EXTRAPOLATION from fitted power laws"})
         for op, t in info["measured_at_target"].items():
             rows.append({"quantity": op, "bytes": None, "seconds": t, "kind": "measured"})
-        s.table(f"P = {TARGET_SPEC.num_params:,} (d=100, n_h=1000, L=10) on {mid}",
-                pd.DataFrame(rows), name=f"target-{mid}")
+        rows = pd.DataFrame(rows)
+        rows.insert(3, "readable", [human_seconds(v) if pd.notna(v) else format_bytes(b)
+                                    for v, b in zip(rows["seconds"], rows["bytes"],
+                                                    strict=True)])
+        s.table(f"P = {TARGET_SPEC.num_params:,} (d=100, n_h=1000, L=10) on {mid}", rows,
+                name=f"target-{mid}")
     conv = d.runs.get("newton_convergence")
     if conv is not None:
         s.table("Convergence per unit of cost (teacher–student, median over seeds; grad_equiv "
