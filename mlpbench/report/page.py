@@ -85,6 +85,9 @@ def column_format(values: pd.Series, name: str = "") -> Callable[[Any], str]:
         return lambda v: "–" if _missing(v) else f"{float(v):.0%}"
     if len(finite) and (finite == finite.round()).all() and finite.abs().max() < 1e15:
         return lambda v: "–" if _missing(v) else f"{int(v):,}"
+    pos = finite[finite != 0].abs()
+    if len(pos) and pos.max() / pos.min() > 1e5:  # mixed magnitudes (units): per value
+        return lambda v: "–" if _missing(v) else _sig3(float(v))
     if len(finite) and finite.abs().max() >= 1000:  # thousands separators, one precision
         digits = 0 if finite.abs().min() >= 100 else 1 if finite.abs().min() >= 1 else 3
         return lambda v: "–" if _missing(v) else f"{float(v):,.{digits}f}"
@@ -93,6 +96,8 @@ def column_format(values: pd.Series, name: str = "") -> Callable[[Any], str]:
 
 def _sig3(v: float) -> str:
     """Three significant digits without an exponent for 1e-6 ≤ |v| < 1e6."""
+    if math.isfinite(v) and 1000 <= abs(v) < 1e15:
+        return f"{v:,.0f}"
     if not math.isfinite(v) or v == 0 or not 1e-6 <= abs(v) < 1e6:
         return f"{v:.3g}"
     return np.format_float_positional(v, precision=3, unique=False, fractional=False,

@@ -30,10 +30,13 @@ def machines_compare_section(d: ReportData) -> Section:
     if not d.asv.empty:
         parts.append(asv_long(d.asv))
     long = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    if long.empty or long["machine"].nunique() < 2:
+    ident = machine_identities(d.hardware, d.asv_machines)
+    same = dict(zip(ident["name"], ident["identity"], strict=True))
+    if long.empty or long["machine"].map(lambda m: same.get(m, m)).nunique() < 2:
         s.empty = "Only one machine's results are present."
         return s
-    long["machine"] = long["machine"].map(lambda m: _identity_names(d).get(m, m))
+    names = _identity_names(d)
+    long["machine"] = long["machine"].map(lambda m: names.get(m, m))
     wide, ref = compare_wide(long)
     if wide.empty:
         s.empty = ("Several machines are present, but no benchmark was measured on more than "
@@ -64,7 +67,8 @@ def asv_section(d: ReportData) -> Section:
     latest = a[a["date"].fillna(0) >= a.groupby("machine")["date"].transform("max").fillna(0)]
     s.notes.append("asv tracks run one seed (seed 0) per point and asv times are asv's own "
                    "statistic; the run tables above give medians over several seeds.")
-    s.table("Latest commit per machine: every benchmark", latest[cols], name="asv-latest")
+    s.table("Latest commit per machine: every benchmark (value in its unit)",
+            latest[cols].rename(columns={"params": "parameters"}), name="asv-latest")
     commits = a.groupby("machine")["commit"].nunique()
     if (commits > 1).any():
         ok = a[a["status"] == "ok"]
@@ -73,8 +77,8 @@ def asv_section(d: ReportData) -> Section:
         order = ok.groupby("commit")["date"].min().sort_values().index
         hist = hist[[c for c in order if c in hist.columns]]
         hist.columns = [str(c)[:8] for c in hist.columns]
-        s.table("History per benchmark (columns: commits, oldest first)", hist.reset_index(),
-                name="asv-history")
+        s.table("History per benchmark (columns: commits, oldest first)",
+                hist.reset_index().rename(columns={"params": "parameters"}), name="asv-history")
     else:
         s.notes.append("One commit per machine: no history to show yet.")
     return s
