@@ -39,7 +39,7 @@ def sweep(config, out: str | os.PathLike, *, resume: bool = False,
 
 def converge(out: str | os.PathLike, **kwargs: Any) -> str:
     """``mlpbench converge``: the runs, then their aggregates as text."""
-    from mlpbench.analysis.convergence import aggregate, lr_summary, minima_table
+    from mlpbench.analysis.convergence import aggregate, lr_summary
     from mlpbench.studies.convergence import converge_to_dir
 
     tables = converge_to_dir(out, **kwargs)
@@ -49,9 +49,6 @@ def converge(out: str | os.PathLike, **kwargs: Any) -> str:
     if "lr_sensitivity" in tables:
         parts.append("best learning rate per optimizer:\n"
                      + lr_summary(tables["lr_sensitivity"])[1].to_string(**_TABLE))
-    if "minima_runs" in tables:
-        parts.append("GD vs SGD on local_minima (runs reaching the target loss):\n"
-                     + minima_table(tables["minima_runs"]).to_string(**_TABLE))
     return "\n\n".join(parts) + f"\nresults: {out}/"
 
 
@@ -147,7 +144,7 @@ def main_job(preset_name: str, out: str | os.PathLike, report_path: str, *,
     if everything:
         parts.append(converge(out / "converge", workloads=["teacher", "mixture"],
                               optimizers=list(DEFAULT_OPTIMIZERS), seeds=list(range(5)),
-                              lr_values=lr_grid(1e-3, 1.0, 7), minima=True,
+                              lr_values=lr_grid(1e-3, 1.0, 7),
                               n_threads=n_threads, resume=resume, progress=progress))
         parts.append(newton_cost(CostConfig(threads=n_threads), out / "newton", resume=resume,
                                  per_cost=True, progress=progress))

@@ -4,12 +4,12 @@ import pandas as pd
 import pytest
 import torch
 
-from mlpbench.analysis.convergence import aggregate, lr_summary, minima_table
+from mlpbench.analysis.convergence import aggregate, lr_summary
 from mlpbench.cli import main
 from mlpbench.errors import UsageError
 from mlpbench.problems.runner import Budget, RunSettings, run
 from mlpbench.problems.workloads import WORKLOADS, make_workload
-from mlpbench.studies.convergence import lr_grid, lr_jobs, minima_jobs, run_jobs, run_many
+from mlpbench.studies.convergence import lr_grid, lr_jobs, run_jobs, run_many
 
 
 def test_gd_matches_closed_form_iterates():
@@ -111,14 +111,6 @@ def test_lr_sensitivity_picks_a_working_lr():
     row = best.iloc[0]
     assert row["base"] == "gd" and row["success"] == 1
     assert runs[(runs["lr"] == 10)]["status"].eq("diverged").all()
-
-
-def test_minima_study_table():
-    runs, _ = run_jobs(minima_jobs(3, batch_sizes=("full", 16)), budget=Budget(max_steps=200))
-    table = minima_table(runs)
-    assert list(table["optimizer"]) == ["gd[lr=0.1]", "sgd[lr=0.1,batch=16]"]
-    assert (table["runs"] == 3).all()
-    assert ((table["fraction_global"] >= 0) & (table["fraction_global"] <= 1)).all()
 
 
 def test_lr_grid_validation():

@@ -57,7 +57,7 @@ def test_full_report(runs, tmp_path):
                   "Newton vs first order", "Skipped and failed"):
         assert title in html
     images = _images(html)
-    assert len(images) >= 8
+    assert len(images) >= 6
     for b64 in images:
         assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
     assert "no CUDA GPU available" in html  # skipped points listed with their reason
@@ -94,7 +94,9 @@ def test_report_from_asv_results(tmp_path):
     assert list(frame["status"]) == ["ok", "skipped", "failed"]
     assert frame.iloc[0]["device"] == "cpu" and machines["box"]["cpu"] == "X"
     html = build_report(tmp_path / "asv", [], tmp_path / "a.html").read_text()
-    assert "asv box" in html and "skipped in setup" in html
+    asv_section = html.split('id="asv"')[1].split("</section>")[0]
+    assert "box" in asv_section and "skipped" in asv_section and "skipped in setup" in html
+    assert "could not be drawn" not in html and 'id="summary-card"' in html
 
 
 @pytest.mark.parametrize("setup, needle", [
@@ -142,6 +144,7 @@ def test_report_in_real_browser(runs, tmp_path):
     body = re.search(r"<body[^>]*>", dom.stdout).group(0)
     assert f'data-images="{n_images}"' in body, body
     assert 'data-broken-images="0"' in body, body
+    assert 'data-js-errors="0"' in body and 'data-summary="1"' in body, body
     shot = tmp_path / "report.png"
     subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--window-size=1280,2400",
                     f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120,
@@ -161,5 +164,5 @@ def test_machine_vs_machine_section(runs, tmp_path):
     html = build_report(None, [str(runs / "sweep"), str(other)], tmp_path / "m.html").read_text()
     section = html.split('id="compare"')[1].split("</section>")[0]
     assert "Only one machine" not in section
-    assert "second-box" in section and "Values per machine" in section
+    assert "second-box" in section and "Seconds per machine" in section
     assert len(_images(section)) == 1

@@ -43,16 +43,3 @@ def lr_summary(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             .sort_values([*keys, "neg_success", "time_to_target", "final_loss"])
             .groupby(keys).head(1).drop(columns="neg_success"))
     return agg, best.reset_index(drop=True)
-
-
-def minima_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """GD vs SGD on the local-minima problem: per optimizer, runs reaching the target, stalled
-    above it, and out of budget."""
-    table = runs.groupby("optimizer", sort=False).agg(
-        runs=("seed", "count"),
-        reached_global=("status", lambda s: int((s == "target").sum())),
-        stalled=("status", lambda s: int((s == "converged").sum())),
-        out_of_budget=("status", lambda s: int((s == "budget").sum())),
-        median_final_loss=("final_loss", "median")).reset_index()
-    table["fraction_global"] = table["reached_global"] / table["runs"]
-    return table

@@ -44,8 +44,6 @@ def register(sub) -> None:
                    default=float("inf"))
     p.add_argument("--eval-every", type=positive_int("--eval-every"), default=1)
     p.add_argument("--lr-grid", help="learning-rate sensitivity: LO:HI:N (log-spaced)")
-    p.add_argument("--minima", action="store_true",
-                   help="also run GD vs SGD on the local-minima problem")
     _out_args(p, "runs/converge")
     p.set_defaults(func=cmd_converge)
 
@@ -158,7 +156,7 @@ def cmd_converge(args: argparse.Namespace) -> int:
         optimizers=args.optimizer or list(DEFAULT_OPTIMIZERS), seeds=list(range(args.seeds)),
         device=args.device, budget=Budget(args.max_steps, args.max_seconds,
                                           args.max_grad_evals),
-        settings=RunSettings(eval_every=args.eval_every), lr_values=lrs, minima=args.minima,
+        settings=RunSettings(eval_every=args.eval_every), lr_values=lrs,
         n_threads=threads_of(args), resume=args.resume, progress=not args.quiet))
     return 0
 

@@ -1,14 +1,16 @@
 """One self-contained HTML report of everything mlpbench measured.
 
 Data flows one way: results store → tidy frames (:mod:`mlpbench.results`) → analysis
-(:mod:`mlpbench.analysis`) → tables and figures (:mod:`mlpbench.report.figures`) → one page
-(jinja2 template, figures embedded as PNG data URIs). A section without data says so and
-names the command that produces it.
+(:mod:`mlpbench.analysis`) → sections (tables and seaborn/matplotlib figures, registered in
+:mod:`mlpbench.report.sections`) → one page (jinja2 template, figures embedded as PNG data
+URIs with hover spots, tables sortable and filterable, each with its CSV embedded). The page
+needs no network. A section without data says so and names the command that produces it.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,17 +19,22 @@ import jinja2
 
 from mlpbench.errors import UsageError
 from mlpbench.report.page import ReportData, Section, load_data
-from mlpbench.report.sections_hw import (
-    machines_compare_section,
-    machines_section,
-    memory_section,
-    throughput_section,
-)
-from mlpbench.report.sections_opt import convergence_section, newton_section, skipped_section
+from mlpbench.report.sections import SECTIONS
 from mlpbench.results import atomic_write
 
-SECTIONS = (machines_section, throughput_section, memory_section, convergence_section,
-            newton_section, machines_compare_section, skipped_section)
+
+def _make(make, data: ReportData) -> Section:
+    """One section; an unexpected error in it becomes a visible note (and a warning on
+    stderr) instead of losing the whole page."""
+    try:
+        return make(data)
+    except Exception as exc:  # noqa: BLE001 - the page must render for any input
+        name = make.__name__.removesuffix("_section")
+        print(f"mlpbench report: section {name!r} failed: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return Section(name, name.replace("_", " ").title(), empty=(
+            f"This section could not be drawn from these inputs ({type(exc).__name__}: "
+            f"{exc}). Please report it."))
 
 
 def build_report(asv_results: str | os.PathLike | None, run_dirs: Sequence[str],
@@ -35,7 +42,7 @@ def build_report(asv_results: str | os.PathLike | None, run_dirs: Sequence[str],
     """Write the report page; return its path."""
     started = time.perf_counter()
     data = load_data(asv_results, run_dirs)
-    sections = [make(data) for make in SECTIONS]
+    sections = [_make(make, data) for make in SECTIONS]
     env = jinja2.Environment(loader=jinja2.PackageLoader("mlpbench.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html"]))
     html = env.get_template("report.html").render(
@@ -51,4 +58,4 @@ def build_report(asv_results: str | os.PathLike | None, run_dirs: Sequence[str],
     return path
 
 
-__all__ = ["ReportData", "Section", "build_report", "load_data"]
+__all__ = ["SECTIONS", "ReportData", "Section", "build_report", "load_data"]

@@ -1,60 +1,141 @@
-"""The report's building blocks: a section, the data it reads, table formatting.
+"""The report's building blocks: a section, the data it reads, tables.
 
-Data flows one way: results store → tidy frames (:mod:`mlpbench.results`) → tables and
-figures (:mod:`mlpbench.report.figures`) → one page (jinja2 template, figures embedded as
-PNG data URIs). A section without data says so and names the command that produces it.
+Tables are plain HTML that the page's script makes sortable and filterable: each cell keeps
+its raw value in ``data-v`` (so "129.6 TiB" sorts after "269.2 GiB"), each column shows one
+number format, headers carry units, and each table links its full data as an embedded CSV.
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mlpbench.errors import UsageError
-from mlpbench.report import figures as F
+from mlpbench.report.style import Rendered, render
 from mlpbench.results import load_asv, load_hardware, load_runs
+from mlpbench.units import format_bytes
+
+#: column → header with its unit (columns not listed keep their name)
+HEADERS = {
+    "median_s": "median (s)", "iqr_s": "IQR (s)", "gflops": "GFLOP/s",
+    "peak_gflops": "peak GFLOP/s", "peak_fraction": "fraction of peak",
+    "samples_per_s": "samples/s", "params": "P (parameters)", "batch": "batch B",
+    "width": "width n_h", "depth": "depth L", "input_dim": "input d",
+    "time_median": "time median (s)", "time_q25": "time q25 (s)", "time_q75": "time q75 (s)",
+    "steps_median": "steps median", "steps_q25": "steps q25", "steps_q75": "steps q75",
+    "evals_median": "grad evals median", "evals_q25": "grad evals q25",
+    "evals_q75": "grad evals q75", "final_loss_median": "final train loss (median)",
+    "time_to_target": "time to target (s)", "final_loss": "final train loss",
+    "lr": "learning rate η", "torch_s": "torch (s)", "keras_s": "keras (s)",
+    "keras/torch": "keras / torch (×)", "crossover_params": "crossover P",
+    "exponent": "exponent k", "r2": "r²", "p_min": "fit P min", "p_max": "fit P max",
+    "geomean_speedup": "geometric-mean speedup (×)", "value_s": "value (s)",
+}
 
 
 @dataclass
 class Section:
-    """One report section: prose, tables (HTML) and figures (data URIs)."""
+    """One report section: facts, prose, tables (HTML) and figures (data URIs)."""
 
     key: str
     title: str
     empty: str | None = None  # why there is no data, and how to get it
     notes: list[str] = field(default_factory=list)
     tables: list[tuple[str, str]] = field(default_factory=list)
-    figures: list[tuple[str, str]] = field(default_factory=list)
+    figures: list[tuple[str, Rendered]] = field(default_factory=list)
+    html: str = ""  # free HTML placed first (the summary card)
 
     def table(self, caption: str, frame: pd.DataFrame, **kw: Any) -> None:
-        if "run_dir" in frame and frame["run_dir"].nunique() <= 1:
-            frame = frame.drop(columns="run_dir")
-        self.tables.append((caption, _html_table(frame, **kw)))
+        if "run_dir" in frame:  # a run folder is named by its last two parts, never a path
+            frame = (frame.drop(columns="run_dir") if frame["run_dir"].nunique() <= 1 else
+                     frame.assign(run_dir=frame["run_dir"].map(short_name)))
+        if "machine_id" in frame and (frame["machine_id"] == "unknown").all():
+            frame = frame.drop(columns="machine_id")
+        self.tables.append((caption, html_table(frame, **kw)))
 
     def figure(self, caption: str, draw: Callable[[], Any]) -> None:
-        self.figures.append((caption, F.to_data_uri(draw())))
+        self.figures.append((caption, render(draw())))
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "–"
-        return f"{v:,.0f}" if abs(v) >= 1e5 else f"{v:.4g}"
-    return str(v)
+def short_name(path: Any) -> str:
+    """A run folder as its last two path parts (``machine/sweep``): no filesystem paths."""
+    return "/".join(str(path).rstrip("/").split(os.sep)[-2:])
 
 
-def _html_table(frame: pd.DataFrame, max_rows: int = 60) -> str:
+def column_format(values: pd.Series, name: str = "") -> Callable[[Any], str]:
+    """One formatter for a whole column: SI bytes for ``*bytes*`` columns, thousands
+    separators for integers and large numbers, three significant digits otherwise."""
+    if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)) \
+            or pd.api.types.is_bool_dtype(values):
+        return lambda v: "–" if _missing(v) else str(v)
+    num = pd.to_numeric(values, errors="coerce").astype(float)
+    finite = num[np.isfinite(num)]
+    if "bytes" in name or name.endswith("_rss"):
+        return lambda v: "–" if _missing(v) else format_bytes(int(v))
+    if name == "peak_fraction" or name.startswith(("fraction", "success")) or \
+            name.startswith("ci_"):
+        return lambda v: "–" if _missing(v) else f"{float(v):.0%}"
+    if len(finite) and (finite == finite.round()).all() and finite.abs().max() < 1e15:
+        return lambda v: "–" if _missing(v) else f"{int(v):,}"
+    pos = finite[finite != 0].abs()
+    if len(pos) and pos.max() / pos.min() > 1e5:  # mixed magnitudes (units): per value
+        return lambda v: "–" if _missing(v) else _sig3(float(v))
+    if len(finite) and finite.abs().max() >= 1000:  # thousands separators, one precision
+        digits = 0 if finite.abs().min() >= 100 else 1 if finite.abs().min() >= 1 else 3
+        return lambda v: "–" if _missing(v) else f"{float(v):,.{digits}f}"
+    return lambda v: "–" if _missing(v) else _sig3(float(v))
+
+
+def _sig3(v: float) -> str:
+    """Three significant digits without an exponent for 1e-6 ≤ |v| < 1e6."""
+    if math.isfinite(v) and 1000 <= abs(v) < 1e15:
+        return f"{v:,.0f}"
+    if not math.isfinite(v) or v == 0 or not 1e-6 <= abs(v) < 1e6:
+        return f"{v:.3g}"
+    return np.format_float_positional(v, precision=3, unique=False, fractional=False,
+                                      trim="-")
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA
+
+
+def csv_uri(frame: pd.DataFrame) -> str:
+    """The frame as a CSV data URI (the download link of a table)."""
+    data = frame.to_csv(index=False).encode("utf-8")
+    return "data:text/csv;charset=utf-8;base64," + base64.b64encode(data).decode("ascii")
+
+
+def html_table(frame: pd.DataFrame, max_rows: int = 400, name: str = "table") -> str:
+    """A sortable, filterable HTML table with a CSV download of all its rows."""
+    frame = frame.reset_index(drop=True)
     shown = frame.head(max_rows)
-    html = shown.to_html(index=False, classes="data", border=0, na_rep="–",
-                         formatters={c: _fmt for c in shown.columns})
-    if len(frame) > max_rows:
-        html += f"<p class='more'>… {len(frame) - max_rows} more rows in the CSV.</p>"
-    return html
+    fmts = {c: column_format(shown[c], str(c)) for c in shown.columns}
+    head = "".join(f"<th>{html.escape(HEADERS.get(str(c), str(c)))}</th>" for c in shown.columns)
+    body = []
+    for row in shown.itertuples(index=False):
+        cells = []
+        for c, v in zip(shown.columns, row, strict=True):
+            raw = "" if _missing(v) else (v if isinstance(v, int | float | np.number)
+                                          else html.escape(str(v)))
+            cells.append(f'<td data-v="{raw}">{html.escape(fmts[c](v))}</td>')
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    more = (f"<p class='more'>{len(frame) - max_rows:,} more rows in the CSV.</p>"
+            if len(frame) > max_rows else "")
+    slug = "".join(ch if ch.isalnum() else "-" for ch in name.lower())[:60].strip("-")
+    return (f"<div class='tools'><input type='search' placeholder='filter rows' "
+            f"aria-label='filter rows'> <a download='{slug or 'table'}.csv' "
+            f"href='{csv_uri(frame)}'>CSV ({len(frame):,} rows)</a></div>"
+            f"<div class='scroll'><table class='data sortable'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table></div>{more}")
 
 
 @dataclass
@@ -69,13 +150,23 @@ class ReportData:
 
 
 def load_data(asv_results: str | os.PathLike | None, run_dirs: Sequence[str]) -> ReportData:
-    """Read asv results and run folders; no input at all is a :class:`UsageError`."""
+    """Read asv results and run folders; no input at all is a :class:`UsageError`.
+
+    The same folder given twice is read once; rows repeated across folders (two runs of one
+    machine, resumed or merged runs) are kept and aggregated by each section."""
     if not asv_results and not run_dirs:
         raise UsageError("nothing to report: give --asv-results DIR and/or --runs DIR")
+    run_dirs = list(dict.fromkeys(os.path.realpath(d) for d in run_dirs))
     runs = load_runs(run_dirs) if run_dirs else {}
     hardware = load_hardware(run_dirs) if run_dirs else {}
     asv, machines = (load_asv(asv_results) if asv_results else (pd.DataFrame(), {}))
     if not runs and asv.empty:
         raise UsageError("the given folders hold no results (all tables empty)")
-    sources = [str(d) for d in run_dirs] + ([str(asv_results)] if asv_results else [])
+    for kind, frame in runs.items():
+        if "machine_id" in frame:
+            frame["machine_id"] = frame["machine_id"].fillna("unknown").astype(str)
+        else:
+            runs[kind] = frame.assign(machine_id="unknown")
+    sources = [short_name(d) for d in run_dirs] + (
+        ["asv results"] if asv_results else [])
     return ReportData(runs, hardware, asv, machines, sources)

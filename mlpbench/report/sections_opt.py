@@ -1,135 +1,119 @@
-"""Report sections about optimizers: convergence, Newton vs first order, skipped points."""
+"""Report section about optimizers: convergence to a target loss."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
 
-from mlpbench.analysis.convergence import aggregate, lr_summary, minima_table
-from mlpbench.analysis.newton import analyse
-from mlpbench.report import figures as F
+from mlpbench.analysis.convergence import aggregate, lr_summary
+from mlpbench.analysis.curves import aggregate_curves, performance_profile
+from mlpbench.report import fig_opt
 from mlpbench.report.page import ReportData, Section
-from mlpbench.spec import TARGET_SPEC
-from mlpbench.units import format_bytes, format_count, human_seconds
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """95% Wilson interval of k successes in n trials (NaN for n = 0)."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def with_ci(table: pd.DataFrame, k: str, n: str, prefix: str = "ci") -> pd.DataFrame:
+    """``table`` with the Wilson interval of ``k``/``n`` as ``{prefix}_low``/``_high``."""
+    cis = [wilson(a, b) for a, b in zip(table[k], table[n], strict=True)]
+    return table.assign(**{f"{prefix}_low": [c[0] for c in cis],
+                           f"{prefix}_high": [c[1] for c in cis]})
+
+
+def _curves(d: ReportData, s: Section, conv: pd.DataFrame | None) -> None:
+    traj = d.runs.get("trajectories")
+    if traj is None:
+        return
+    targets = (conv.groupby("workload")["target_loss"].first() if conv is not None
+               else pd.Series(dtype=float))
+    xs = [x for x in ("step", "time_s", "grad_evals") if x in traj and traj[x].notna().any()]
+    s.notes.append("Loss curves: each seed is interpolated onto one common grid before the "
+                   "median and quartiles are taken (a seed that stopped at the target holds "
+                   "its last loss), so every point aggregates every seed. Line: median; band: "
+                   "25–75%; dotted: the target.")
+    for w, g in traj.groupby("workload"):
+        tgt = targets.get(w)
+        curves = {x: aggregate_curves(g, x=x, log=x != "step") for x in xs}
+        s.figure(f"{w}: train loss against steps, optimizer wall time and gradient "
+                 "evaluations (rows), by optimizer family (columns)",
+                 lambda c=curves, t=tgt: fig_opt.loss_grid(c, target=t))
+        if "test_loss" in g and g["test_loss"].notna().any():
+            tc = {"step": aggregate_curves(g, x="step", y="test_loss")}
+            s.figure(f"{w}: test loss against steps (median, quartile band)",
+                     lambda c=tc: fig_opt.loss_grid(c, ylabel="test loss"))
+
+
+def _profiles(s: Section, agg: pd.DataFrame) -> None:
+    if agg["workload"].nunique() < 2:
+        return
+    solved = agg.assign(time_median=agg["time_median"].where(agg["success_rate"] >= 0.5),
+                        evals_median=agg["evals_median"].where(agg["success_rate"] >= 0.5))
+    for value, label in (("time_median", "wall time"), ("evals_median", "gradient evaluations")):
+        prof = performance_profile(solved, value=value)
+        s.figure(f"Performance profile by {label}: fraction of the "
+                 f"{agg['workload'].nunique()} workloads an optimizer solves (≥ 50% of seeds "
+                 f"at target) within τ × the best optimizer's median {label}",
+                 lambda p=prof, lab=label: fig_opt.profile(p, xlabel=f"τ ({lab} / best)"))
+
+
+def _lr(d: ReportData, s: Section) -> None:
+    lr = d.runs.get("lr_sensitivity")
+    if lr is None:
+        return
+    if "seed" in lr:  # one row per run: aggregate here
+        n = lr.groupby([k for k in ("workload", "base", "lr") if k in lr]).size()
+        lr, best = lr_summary(lr)
+        lr = lr.merge(n.rename("runs").reset_index(), how="left")
+    else:
+        best = d.runs.get("lr_best")
+    lr = lr.assign(workload=lr["workload"] if "workload" in lr else "all")
+    for w, g in lr.groupby("workload"):
+        s.figure(f"{w}: learning-rate sensitivity — final train loss and fraction of seeds "
+                 "reaching the target against η (failed and diverged runs stay visible)",
+                 lambda g=g: fig_opt.lr_panel(g))
+    s.table("Learning-rate grid: success rate, divergence, median time and final loss per η",
+            lr, name="lr-grid")
+    if best is not None:
+        s.table("Best learning rate per workload and optimizer (most seeds at target, then "
+                "fastest)", best, name="lr-best")
 
 
 def convergence_section(d: ReportData) -> Section:
     s = Section("convergence", "Optimizers: convergence to a target loss")
-    traj, agg = d.runs.get("trajectories"), d.runs.get("converge_agg")
     conv = d.runs.get("converge")
-    if agg is None and conv is not None:
-        agg = aggregate(conv)
-    asv_conv = (d.asv[d.asv["benchmark"].str.startswith("bench_optimizers.Convergence")]
-                if not d.asv.empty else pd.DataFrame())
-    if traj is None and conv is None and asv_conv.empty and "minima" not in d.runs \
-            and "minima_runs" not in d.runs:
-        s.empty = "No convergence data. Run `mlpbench converge --minima --lr-grid 1e-4:1:9`."
+    agg = aggregate(conv) if conv is not None else d.runs.get("converge_agg")
+    if all(k not in d.runs for k in ("trajectories", "converge", "converge_agg",
+                                     "lr_sensitivity")):
+        s.empty = "No convergence data. Run `mlpbench converge --lr-grid 1e-4:1:9`."
         return s
-    if traj is not None:
-        targets = conv.groupby("workload")["target_loss"].first() if conv is not None else {}
-        for w, g in traj.groupby("workload"):
-            tgt = targets.get(w) if len(targets) else None
-            s.figure(f"{w}: train loss against steps (median over seeds, IQR band)",
-                     lambda g=g, tgt=tgt: F.loss_curves(g, x="step", target=tgt))
-            s.figure(f"{w}: train loss against optimizer wall time",
-                     lambda g=g, tgt=tgt: F.loss_curves(g, x="time_s", target=tgt))
+    _curves(d, s, conv)
     if agg is not None:
-        s.table("Time to target over seeds: median [25%, 75%] (only seeds that reached it)",
-                agg[["workload", "optimizer", "reached", "runs", "diverged", "steps_median",
-                     "steps_q25", "steps_q75", "time_median", "time_q25", "time_q75",
-                     "evals_median", "final_loss_median"]])
-    lr = d.runs.get("lr_sensitivity")
-    lr_best = d.runs.get("lr_best")
-    if lr is not None and "seed" in lr:  # one row per run: aggregate here
-        lr, lr_best = lr_summary(lr)
-    if lr is not None:
-        s.figure("Learning-rate sensitivity: final train loss against η (median over seeds)",
-                 lambda: F.lr_sensitivity(lr, y="final_loss"))
-        if lr["time_to_target"].notna().any():
-            s.figure("Learning-rate sensitivity: time to target against η",
-                     lambda: F.lr_sensitivity(lr[lr["time_to_target"].notna()],
-                                              y="time_to_target"))
-    if lr_best is not None:
-        s.table("Best learning rate per optimizer", lr_best)
-    minima = d.runs.get("minima")
-    if minima is None and "minima_runs" in d.runs:
-        minima = minima_table(d.runs["minima_runs"])
-    if minima is not None:
-        m = minima
-        s.figure("GD vs SGD on the local-minima problem", lambda: F.minima_bars(m))
-        s.table("GD vs SGD: seeds reaching the global minimum (target), stalled above it",
-                m)
-    if not asv_conv.empty:
-        s.table("asv Convergence tracks", asv_conv[["machine", "benchmark", "workload",
-                                                    "optimizer", "value", "unit", "status"]])
-    return s
-
-
-def newton_section(d: ReportData) -> Section:
-    s = Section("newton", "Newton vs first order")
-    cost = d.runs.get("newton_cost")
-    if cost is None:
-        s.empty = "No Newton cost data. Run `mlpbench newton-cost --per-cost`."
-        return s
-    for run_dir, g in cost.groupby("run_dir"):
-        ok = g[g["status"] == "ok"]
-        info = analyse(g)
-        s.figure(f"Seconds per call against P, log–log, fitted exponents ({run_dir})",
-                 lambda ok=ok, info=info: F.cost_scaling(ok, info["fits"]))
-        s.table("Fitted scaling exponents (time ∝ P^k, largest measured points)", info["fits"])
-        if len(info["ratios"]):
-            s.table("HVP / gradient time, measured", info["ratios"])
-        w = info["wall"]
-        s.notes.append(
-            f"Newton wall of the measuring machine: predicted P ≤ "
-            f"{format_count(w['predicted_params'])} (dense Hessian and its Cholesky factor in "
-            f"{format_bytes(w['usable_bytes'])}); largest P whose Newton step was measured: "
-            f"{w['measured_max_params'] or 0:,}.")
-        e = info["extrapolation"]
-        rows = [{"quantity": "Newton step memory (Hessian + factor)",
-                 "value": format_bytes(e["newton_bytes"]), "kind": "memory model"}]
-        for key, label in (("hessian_s", "Hessian build"), ("solve_s", "dense solve"),
-                           ("newton_step_from_parts_s", "one Newton step")):
-            if key in e:
-                rows.append({"quantity": label, "value": human_seconds(e[key]),
-                             "kind": "EXTRAPOLATION from fitted power laws"})
-        for op, t in info["measured_at_target"].items():
-            rows.append({"quantity": op, "value": human_seconds(t), "kind": "measured"})
-        s.table(f"P = {TARGET_SPEC.num_params:,} (d=100, n_h=1000, L=10)", pd.DataFrame(rows))
-    conv = d.runs.get("newton_convergence")
-    if conv is not None:
-        s.table("Convergence per unit of cost (teacher–student, median over seeds; "
-                "grad_equiv = gradient evaluations + measured HVP/grad ratio × HVPs)", conv)
-    return s
-
-
-def skipped_section(d: ReportData) -> Section:
-    s = Section("skipped", "Skipped and failed points")
-    parts = []
-    for kind in ("sweep", "newton_cost"):
-        f = d.runs.get(kind)
-        if f is not None and "status" in f:
-            bad = f[f["status"] != "ok"].copy()
-            if len(bad):
-                cols = [c for c in ("device", "framework", "phase", "op") if c in bad]
-                what = bad[cols].astype(str).agg(" ".join, axis=1) + " P=" + \
-                    bad["params"].map("{:,}".format)
-                parts.append(pd.DataFrame({"source": kind, "point": what,
-                                           "status": bad["status"], "reason": bad["reason"]}))
-    if not d.asv.empty:
-        bad = d.asv[d.asv["status"] != "ok"]
-        if len(bad):
-            parts.append(pd.DataFrame({
-                "source": "asv " + bad["machine"], "point": bad["benchmark"] + "(" +
-                bad["params"] + ")", "status": bad["status"],
-                "reason": bad["status"].map({"skipped": "skipped in setup (no GPU, heavy "
-                                             "without MLPBENCH_FULL=1, or too big); asv keeps "
-                                             "no reason", "failed": "benchmark raised"})}))
-    if not parts:
-        s.empty = "Every point ran."
-        return s
-    allbad = pd.concat(parts, ignore_index=True)
-    grouped = (allbad.groupby(["source", "status", "reason"]).agg(
-        count=("point", "size"), examples=("point", lambda p: "; ".join(p.head(3))))
-        .reset_index())
-    s.table("Grouped by reason", grouped, max_rows=200)
+        if "success_rate" not in agg:
+            agg = agg.assign(success_rate=agg["reached"] / agg["runs"])
+        agg = with_ci(agg, "reached", "runs", "success_ci")
+        _profiles(s, agg)
+        cols = [c for c in ("workload", "optimizer", "runs", "reached", "success_rate",
+                            "success_ci_low", "success_ci_high", "diverged", "steps_median",
+                            "steps_q25", "steps_q75", "time_median", "time_q25", "time_q75",
+                            "evals_median", "evals_q25", "evals_q75", "final_loss_median")
+                if c in agg]
+        s.table("Time to target (s), steps and gradient evaluations over seeds: median [q25, q75] "
+                "over the seeds that reached it; "
+                "success rate with its 95% Wilson interval", agg[cols].sort_values(
+                    ["workload", "time_median"]), name="to-target")
+    _lr(d, s)
+    if conv is not None and "final_test_loss" in conv:
+        test = conv.groupby(["workload", "optimizer"]).agg(
+            final_train_loss=("final_loss", "median"),
+            final_test_loss=("final_test_loss", "median")).reset_index()
+        test["test/train (×)"] = test["final_test_loss"] / test["final_train_loss"]
+        s.table("Final train and test loss (median over seeds)",
+                test.replace([np.inf, -np.inf], np.nan), name="test-loss")
     return s

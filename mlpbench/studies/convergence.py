@@ -1,5 +1,5 @@
 """Convergence studies over the runner: many (workload, optimizer, seed) runs, learning-rate
-sensitivity (DeepOBS style) and GD vs SGD on the local-minima problem.
+sensitivity (DeepOBS style). (GD vs SGD on spurious minima: :mod:`mlpbench.studies.minima`.)
 
 Every run is written as soon as it ends (one row per run, tables rewritten atomically), so a
 kill loses only the run in flight, and ``resume`` skips the runs already stored.
@@ -24,9 +24,6 @@ from mlpbench.results import RunFolder
 KIND = "converge"
 DEFAULT_OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad",
                       "lbfgs", "lbfgs[line_search=none]")
-MINIMA_BUDGET = Budget(max_steps=20_000, max_seconds=60.0)
-#: the batch sizes of the GD-vs-SGD comparison ("full" is GD)
-MINIMA_BATCHES: tuple[int | str, ...] = ("full", 64, 16, 4)
 
 #: one job: (workload, optimizer id, seed, extra columns for the row)
 Job = tuple[str, str, int, dict[str, Any]]
@@ -112,14 +109,6 @@ def lr_jobs(workload: str, optimizers: Sequence[str], lrs: Sequence[float],
     return jobs
 
 
-def minima_jobs(seeds: int, lr: float = 0.1,
-                batch_sizes: Sequence[int | str] = MINIMA_BATCHES) -> list[Job]:
-    """GD vs SGD on ``local_minima`` at one step size, every initialization."""
-    ids = [f"gd[lr={lr:g}]" if b == "full" else f"sgd[lr={lr:g},batch={b}]"
-           for b in batch_sizes]
-    return [("local_minima", o, s, {}) for o in ids for s in range(seeds)]
-
-
 def _run_key(row: dict[str, Any]) -> tuple[str, str, int]:
     return str(row["workload"]), str(row["optimizer"]), int(row["seed"])
 
@@ -149,13 +138,12 @@ def _part(folder: RunFolder, kind: str, jobs: list[Job], traj_kind: str | None,
 def converge_to_dir(out, *, workloads: Sequence[str], optimizers: Sequence[str],
                     seeds: Sequence[int], device: str = "cpu", budget: Budget = Budget(),
                     settings: RunSettings = RunSettings(), lr_values: Sequence[float] = (),
-                    minima: bool = False, n_threads: int | None = None, resume: bool = False,
+                    n_threads: int | None = None, resume: bool = False,
                     progress: bool = True) -> dict[str, pd.DataFrame]:
     """The ``mlpbench converge`` study: per-run tables written to ``out`` as runs finish.
 
     Tables: ``converge`` (one row per run) and ``trajectories``; with ``lr_values``
-    ``lr_sensitivity`` (one row per run, with ``base`` and ``lr``); with ``minima``
-    ``minima_runs`` (GD vs SGD on the local-minima problem). Aggregates are computed by
+    ``lr_sensitivity`` (one row per run, with ``base`` and ``lr``). Aggregates are computed by
     :mod:`mlpbench.analysis.convergence`.
     """
     for w in workloads:
@@ -166,7 +154,7 @@ def converge_to_dir(out, *, workloads: Sequence[str], optimizers: Sequence[str],
         raise UsageError("an optimizer or workload is listed twice")
     config = {"workloads": list(workloads), "optimizers": optimizers, "seeds": list(seeds),
               "device": device, "budget": asdict(budget), "settings": asdict(settings),
-              "lr_values": list(lr_values), "minima": minima, "threads": n_threads}
+              "lr_values": list(lr_values), "threads": n_threads}
     kw = dict(device=device, budget=budget, settings=settings, progress=progress)
     tables: dict[str, pd.DataFrame] = {}
     with RunFolder(out, KIND, resume=resume, config=config) as folder, threads(n_threads):
@@ -176,13 +164,8 @@ def converge_to_dir(out, *, workloads: Sequence[str], optimizers: Sequence[str],
         if lr_values:
             jobs = [j for w in workloads for j in lr_jobs(w, optimizers, lr_values, seeds)]
             tables["lr_sensitivity"] = _part(folder, "lr_sensitivity", jobs, None, **kw)
-        if minima:
-            mkw = {**kw, "budget": MINIMA_BUDGET,
-                   "settings": RunSettings(eval_every=50, patience=40, stall_tol=1e-4)}
-            tables["minima_runs"] = _part(folder, "minima_runs",
-                                          minima_jobs(max(len(seeds), 20)), None, **mkw)
     return tables
 
 
 __all__ = ["DEFAULT_OPTIMIZERS", "Budget", "RunSettings", "converge_to_dir", "lr_grid",
-           "lr_jobs", "minima_jobs", "run_jobs", "run_many"]
+           "lr_jobs", "run_jobs", "run_many"]

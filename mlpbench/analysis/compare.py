@@ -1,0 +1,112 @@
+"""Machines side by side (pure functions over stored tables): one identity per machine, every
+benchmark measured on more than one machine, speedup ratios and their geometric means."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: asv benchmarks whose value is a time (lower is better) — the ones a speedup makes sense for
+_TIME_UNIT = "seconds"
+
+
+def machine_identities(hardware: dict[str, dict[str, Any]],
+                       asv_machines: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per name a machine goes by (run ``machine_id``, asv machine name) with the
+    ``identity`` it belongs to: names whose CPU model, logical core count and RAM agree are one
+    machine (asv's ``machine.json`` holds no more than that to match on)."""
+    rows = []
+    for mid, hw in hardware.items():
+        rows.append({"name": str(mid), "source": "mlpbench run", "cpu": hw.get("cpu_model"),
+                     "cores": _int(hw.get("logical_cores")), "ram_bytes": _int(hw.get("ram_bytes"))})
+    for name, m in asv_machines.items():
+        rows.append({"name": f"asv:{name}", "source": "asv", "cpu": m.get("cpu"),
+                     "cores": _int(m.get("num_cpu")), "ram_bytes": _int(m.get("ram"))})
+    frame = pd.DataFrame(rows, columns=["name", "source", "cpu", "cores", "ram_bytes"])
+    if frame.empty:
+        return frame.assign(identity=pd.Series(dtype=str))
+    key = ["|".join(str(v) for v in row) for row in
+           frame[["cpu", "cores", "ram_bytes"]].itertuples(index=False)]
+    first = {}
+    for k, name, src in zip(key, frame["name"], frame["source"], strict=True):
+        # prefer the asv name (human-chosen) as the identity's label
+        if k not in first or (src == "asv" and not first[k].startswith("asv:")):
+            first[k] = name
+    frame["identity"] = [first[k].removeprefix("asv:") for k in key]
+    return frame
+
+
+def _int(v: Any) -> int | None:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def sweep_long(sweep: pd.DataFrame) -> pd.DataFrame:
+    """Sweep rows as ``benchmark, group, machine, value`` (median seconds; repeated points of
+    one machine, e.g. two runs, collapse to their median)."""
+    ok = sweep[sweep["status"] == "ok"]
+    if ok.empty or "machine_id" not in ok:
+        return pd.DataFrame(columns=["benchmark", "group", "machine", "value"])
+    bench = (ok["device"].astype(str) + " " + ok["framework"].astype(str) + " "
+             + ok["phase"].astype(str) + " d=" + ok["input_dim"].astype(str) + " w="
+             + ok["width"].astype(str) + " L=" + ok["depth"].astype(str) + " B="
+             + ok["batch"].astype(str))
+    frame = pd.DataFrame({"benchmark": bench, "group": ok["device"] + " " + ok["phase"],
+                          "machine": ok["machine_id"].astype(str), "value": ok["median_s"]})
+    return frame.groupby(["benchmark", "group", "machine"], as_index=False)["value"].median()
+
+
+def asv_long(asv: pd.DataFrame) -> pd.DataFrame:
+    """asv time benchmarks as ``benchmark, group, machine, value`` (latest commit per machine;
+    the group is the benchmark class)."""
+    if asv.empty:
+        return pd.DataFrame(columns=["benchmark", "group", "machine", "value"])
+    ok = asv[(asv["status"] == "ok") & (asv["unit"] == _TIME_UNIT)]
+    if ok.empty:
+        return pd.DataFrame(columns=["benchmark", "group", "machine", "value"])
+    if "date" in ok:
+        latest = ok.groupby("machine")["date"].transform("max")
+        ok = ok[ok["date"].fillna(0) >= latest.fillna(0)]
+    name = ok["benchmark"].str.split(".").str[-2:].str.join(".")
+    frame = pd.DataFrame({"benchmark": name + "(" + ok["params"].astype(str) + ")",
+                          "group": "asv " + ok["benchmark"].str.split(".").str[-2],
+                          "machine": "asv:" + ok["machine"].astype(str), "value": ok["value"]})
+    return frame.groupby(["benchmark", "group", "machine"], as_index=False)["value"].median()
+
+
+def compare_wide(long: pd.DataFrame, reference: str | None = None) -> tuple[pd.DataFrame, str]:
+    """Benchmarks measured on ≥ 2 machines, one column per machine (seconds) and a speedup
+    column per other machine: ``reference seconds / machine seconds`` (> 1: faster than the
+    reference). Returns ``(table, reference machine)``."""
+    wide = long.pivot_table(index=["group", "benchmark"], columns="machine", values="value",
+                            aggfunc="median")
+    wide = wide[wide.notna().sum(axis=1) >= 2]
+    if wide.empty:
+        return pd.DataFrame(), reference or ""
+    machines = list(wide.columns)
+    reference = reference if reference in machines else machines[0]
+    out = wide.copy()
+    for m in machines:
+        if m != reference:
+            out[f"speedup {m} vs {reference}"] = wide[reference] / wide[m]
+    out.columns = [str(c) for c in out.columns]
+    return out.reset_index(), reference
+
+
+def geomean_ratios(wide: pd.DataFrame) -> pd.DataFrame:
+    """Geometric mean (and count) of every speedup column per group."""
+    cols = [c for c in wide.columns if c.startswith("speedup ")]
+    rows = []
+    for group, g in wide.groupby("group"):
+        for c in cols:
+            r = g[c].to_numpy(float)
+            r = r[np.isfinite(r) & (r > 0)]
+            if r.size:
+                rows.append({"group": group, "machine": c.removeprefix("speedup "),
+                             "geomean_speedup": float(np.exp(np.log(r).mean())),
+                             "benchmarks": int(r.size)})
+    return pd.DataFrame(rows, columns=["group", "machine", "geomean_speedup", "benchmarks"])

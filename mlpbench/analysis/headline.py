@@ -1,0 +1,132 @@
+"""The headline facts of a set of results (pure functions over stored tables): per machine and
+device, the fraction of the measured peak, the best configuration per phase, the CPU/CUDA
+crossover, the fastest optimizer to target, the Newton wall and the 10^7 extrapolation.
+
+Each fact is a dict ``{"machine", "device", "topic", "fact", "section"}``; ``section`` is the
+report anchor that shows the evidence.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from mlpbench.analysis.convergence import aggregate
+from mlpbench.analysis.crossover import crossover
+from mlpbench.analysis.newton import analyse
+from mlpbench.spec import TARGET_SPEC
+from mlpbench.units import format_bytes, format_count, human_seconds
+
+Fact = dict[str, Any]
+
+
+def _fact(machine: str, device: str, topic: str, fact: str, section: str) -> Fact:
+    return {"machine": machine, "device": device, "topic": topic, "fact": fact,
+            "section": section}
+
+
+def _config(r: pd.Series) -> str:
+    return (f"d={int(r['input_dim'])}, w={int(r['width'])}, L={int(r['depth'])}, "
+            f"B={int(r['batch'])} (P={int(r['params']):,})")
+
+
+def sweep_facts(sweep: pd.DataFrame) -> list[Fact]:
+    """Fraction of peak (best, and at the 10^7 network), best configuration per phase, and
+    the crossover, per machine and device."""
+    ok = sweep[(sweep["status"] == "ok") & sweep["peak_fraction"].notna()]
+    facts: list[Fact] = []
+    for (mid, dev), g in ok.groupby(["machine_id", "device"]):
+        torch_rows = g[g["framework"] == "torch"] if (g["framework"] == "torch").any() else g
+        best = torch_rows.loc[torch_rows["peak_fraction"].idxmax()]
+        facts.append(_fact(mid, dev, "fraction of peak",
+                           f"best {best['peak_fraction']:.0%} of the measured matmul peak "
+                           f"({best['peak_gflops']:,.0f} GFLOP/s), {best['phase']} at "
+                           f"{_config(best)}", "throughput"))
+        at = torch_rows[torch_rows["params"] == TARGET_SPEC.num_params]
+        if len(at):
+            r = at.loc[at["peak_fraction"].idxmax()]
+            facts.append(_fact(mid, dev, "fraction of peak",
+                               f"at the 10^7 network: up to {r['peak_fraction']:.0%} "
+                               f"({r['phase']}, B={int(r['batch'])})", "throughput"))
+        for phase, p in torch_rows.groupby("phase"):
+            r = p.loc[p["gflops"].idxmax()]
+            facts.append(_fact(mid, dev, "best configuration",
+                               f"{phase}: {r['gflops']:,.0f} GFLOP/s "
+                               f"({r['peak_fraction']:.0%} of peak, "
+                               f"{r['samples_per_s']:,.0f} samples/s) at {_config(r)}",
+                               "throughput"))
+    cross = crossover(sweep)
+    for _, r in cross.iterrows():
+        where = ("never in this grid" if math.isnan(r["crossover_params"])
+                 else f"CUDA faster from P = {int(r['crossover_params']):,}")
+        facts.append(_fact("all", "cpu vs cuda", "crossover",
+                           f"{r['phase']} ({r['framework']}, B={r['batch']}): {where}",
+                           "throughput"))
+    return facts
+
+
+def optimizer_facts(converge: pd.DataFrame) -> list[Fact]:
+    """Fastest optimizer to target per workload, by median wall time and by median gradient
+    evaluations, among optimizers whose seeds mostly (≥ 50%) reached the target."""
+    facts: list[Fact] = []
+    agg = aggregate(converge)
+    mids = converge.groupby("workload")["machine_id"].first() if "machine_id" in converge \
+        else {}
+    devs = converge.groupby("workload")["device"].first() if "device" in converge else {}
+    for w, g in agg.groupby("workload"):
+        good = g[g["success_rate"] >= 0.5]
+        if good.empty:
+            facts.append(_fact(mids.get(w, ""), devs.get(w, ""), "fastest optimizer",
+                               f"{w}: no optimizer reached the target in most seeds",
+                               "convergence"))
+            continue
+        t = good.loc[good["time_median"].idxmin()]
+        e = good.loc[good["evals_median"].idxmin()]
+        facts.append(_fact(mids.get(w, ""), devs.get(w, ""), "fastest optimizer",
+                           f"{w}: by wall time {t['optimizer']} ({human_seconds(t['time_median'])}"
+                           f" median, {int(t['reached'])}/{int(t['runs'])} seeds); by gradient "
+                           f"evaluations {e['optimizer']} ({e['evals_median']:,.1f})",
+                           "convergence"))
+    return facts
+
+
+def newton_facts(cost: pd.DataFrame) -> list[Fact]:
+    """The Newton wall of each measuring machine and the 10^7 extrapolation."""
+    facts: list[Fact] = []
+    by = "machine_id" if "machine_id" in cost else "run_dir"
+    for mid, g in cost.groupby(by):
+        info = analyse(g)
+        dev = str(g["device"].iloc[0])
+        w = info["wall"]
+        if w["predicted_params"]:
+            facts.append(_fact(mid, dev, "Newton wall",
+                               f"dense Newton fits up to P ≈ {format_count(w['predicted_params'])}"
+                               f" in {format_bytes(w['usable_bytes'])}; largest measured "
+                               f"P = {w['measured_max_params'] or 0:,}", "newton"))
+        e = info["extrapolation"]
+        fits = info["fits"]
+        span = ""
+        if len(fits) and {"hessian", "solve"} <= set(fits["op"]):
+            pmax = int(fits[fits["op"].isin(["hessian", "solve"])]["p_max"].max())
+            span = f", {e['params'] / pmax:,.0f}× beyond the largest fitted P ({pmax:,})"
+        step = e.get("newton_step_from_parts_s")
+        facts.append(_fact(mid, dev, "10^7 extrapolation",
+                           f"P = {e['params']:,}: a Newton step needs "
+                           f"{format_bytes(e['newton_bytes'])}"
+                           + (f" and ≈ {human_seconds(step)} (EXTRAPOLATED{span})" if step
+                              else ""), "newton"))
+    return facts
+
+
+def headline(runs: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """All facts found in ``runs`` (the tables of :func:`mlpbench.results.load_runs`)."""
+    facts: list[Fact] = []
+    if "sweep" in runs and "peak_fraction" in runs["sweep"]:
+        facts += sweep_facts(runs["sweep"])
+    if "converge" in runs:
+        facts += optimizer_facts(runs["converge"])
+    if "newton_cost" in runs:
+        facts += newton_facts(runs["newton_cost"])
+    return pd.DataFrame(facts, columns=["machine", "device", "topic", "fact", "section"])

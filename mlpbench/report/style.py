@@ -1,0 +1,100 @@
+"""How the report's static figures look and travel: a colour-blind-safe palette with markers
+and dashes, PNG data URIs, and hover points (transparent spots placed over the image in
+percent, each with a tooltip — no JavaScript library, works offline)."""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+#: Okabe & Ito's palette: distinguishable under the common colour-vision deficiencies
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
+             "#000000"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+DASHES = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1))]
+#: at most this many series in one panel (more are split into further panels)
+MAX_SERIES = 6
+DPI = 96
+
+
+def series_style(i: int) -> dict:
+    """Colour, marker and line style of the i-th series of a panel."""
+    return {"color": OKABE_ITO[i % len(OKABE_ITO)], "marker": MARKERS[i % len(MARKERS)],
+            "linestyle": DASHES[i % len(DASHES)]}
+
+
+def new_axes(size=(8.5, 4.2), ncols: int = 1, nrows: int = 1, *,
+             margins: tuple[float, float, float, float] = (0.85, 0.2, 0.6, 0.4), **kw):
+    """A figure with fixed margins in inches ``(left, right, bottom, top)`` (constrained
+    layout costs as much as drawing); one Axes or a flat array of them."""
+    fig, ax = plt.subplots(nrows, ncols, figsize=size, squeeze=False, **kw)
+    w, h = size
+    left, right, bottom, top = margins
+    fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h,
+                        wspace=0.12 if kw.get("sharey") else 0.28, hspace=0.5)
+    fig._hover = []  # (Axes, x, y, text) in data coordinates
+    return ax[0, 0] if ax.size == 1 else ax.ravel()
+
+
+def hover(ax, xs, ys, texts) -> None:
+    """Register tooltips for points of ``ax`` (data coordinates)."""
+    fig = ax.figure
+    if not hasattr(fig, "_hover"):
+        fig._hover = []
+    for x, y, t in zip(xs, ys, texts, strict=True):
+        if np.isfinite(x) and np.isfinite(y):
+            fig._hover.append((ax, float(x), float(y), str(t)))
+
+
+def legend_outside(ax, title: str | None = None, x: float = 1.01) -> None:
+    """A legend to the right of the axes, where it hides no data."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, labels, title=title, loc="upper left", bbox_to_anchor=(x, 1.0),
+                  frameon=False, fontsize=8, title_fontsize=8)
+
+
+@dataclass
+class Rendered:
+    """A figure as a PNG data URI and its hover spots ``(left %, top %, text)``."""
+
+    uri: str
+    spots: list[tuple[float, float, str]]
+
+
+def render(ax_or_fig) -> Rendered:
+    """PNG of the figure as a data URI plus hover spots; the figure is closed."""
+    fig = getattr(ax_or_fig, "figure", ax_or_fig)
+    if isinstance(ax_or_fig, np.ndarray):
+        fig = ax_or_fig.ravel()[0].figure
+    for ax in fig.axes:  # unlabelled minor ticks: faster layout, no clashing labels
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    width, height = fig.get_size_inches() * DPI
+    spots = []
+    for ax, x, y, text in getattr(fig, "_hover", []):
+        px, py = ax.transData.transform((x, y)) * DPI / fig.dpi
+        if 0 <= px <= width and 0 <= py <= height:
+            spots.append((100 * px / width, 100 * (1 - py / height), text))
+    plt.close(fig)
+    return Rendered("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii"),
+                    spots)
+
+
+def to_data_uri(ax) -> str:
+    """PNG of the Axes' figure as a data URI; the figure is closed."""
+    return render(ax).uri
