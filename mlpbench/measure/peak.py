@@ -1,13 +1,16 @@
 """The device's measured dense matmul rate, the yardstick for every throughput figure.
 
 ``measure_peak`` times square matmuls of a few sizes and keeps the best rate; the result is
-cached per machine, device, dtype, precision mode, thread count and torch version.
+cached per machine, device, dtype, precision mode, thread count and torch version, with the
+matrix unit the mode can use (AMX / AVX-512 BF16 from the CPU flags, tensor cores from the
+GPU's compute capability).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,12 +37,47 @@ class PeakResult:
     threads: int
     torch: str
     machine_id: str
+    units: str = ""  # the matrix unit the mode can use here (see matrix_units)
+
+
+def cache_root() -> Path:
+    """mlpbench's cache folder: ``$MLPBENCH_CACHE``, else ``$XDG_CACHE_HOME/mlpbench``."""
+    root = os.environ.get("MLPBENCH_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "mlpbench")
+    return Path(root)
 
 
 def cache_path() -> Path:
-    root = os.environ.get("MLPBENCH_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "mlpbench")
-    return Path(root) / "peak.json"
+    return cache_root() / "peak.json"
+
+
+def cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
+    """The CPU feature flags of the first processor listed in ``path`` (empty if unreadable)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def matrix_units(device: str, mode: str, flags: set[str] | None = None) -> str:
+    """The matrix hardware a peak mode can use on ``device``: AMX, AVX-512 BF16, AVX-512 or
+    AVX2 on CPU (from the CPU flags and ``torch.backends.cpu``), tensor cores or CUDA cores
+    on a GPU (from its compute capability and the TF32 setting the mode implies)."""
+    if torch.device(device).type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        tensor = (mode == "tf32" and major >= 8) or (mode in ("bf16", "fp16") and major >= 8)
+        return f"{'tensor cores' if tensor else 'CUDA cores'} (sm_{major}{minor})"
+    flags = cpu_flags() if flags is None else flags
+    if mode == "bf16":
+        for flag, name in (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX512-BF16")):
+            if flag in flags:
+                return name
+        return "no bf16 matrix unit (bf16 converted to fp32)"
+    return torch.backends.cpu.get_cpu_capability()
 
 
 def _key(device: str, mode: str, threads: int, machine: str) -> str:
@@ -73,7 +111,7 @@ def measure_peak(device: str = "cpu", mode: str = "fp32", *,
     info = describe_hardware()
     return PeakResult(device=dev.type, mode=mode, gflops=rates[best], size=best,
                       threads=torch.get_num_threads(), torch=torch.__version__,
-                      machine_id=info["machine_id"])
+                      machine_id=info["machine_id"], units=matrix_units(device, mode))
 
 
 def get_peak(device: str = "cpu", mode: str = "fp32", *, refresh: bool = False) -> PeakResult:
@@ -82,23 +120,44 @@ def get_peak(device: str = "cpu", mode: str = "fp32", *, refresh: bool = False) 
     machine = describe_hardware()["machine_id"]
     key = _key(dev, mode, torch.get_num_threads(), machine)
     path = cache_path()
-    cache = _read_cache(path)
-    if not refresh and key in cache:
-        return PeakResult(**cache[key])
+    cache = read_cache(path)
+    cached = _entry(cache.get(key)) if not refresh else None
+    if cached is not None:
+        return cached
     result = measure_peak(dev, mode)
     cache[key] = asdict(result)
-    _write_cache(path, cache)
+    write_cache(path, cache)
     return result
 
 
-def _read_cache(path: Path) -> dict[str, dict]:
+def _entry(raw: object) -> PeakResult | None:
+    """A cached entry as a result; ``None`` (re-measure) when it has the wrong shape."""
+    if not isinstance(raw, dict):
+        return None
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return PeakResult(**raw)
+    except TypeError:
+        return None
+
+
+def read_cache(path: Path) -> dict[str, object]:
+    """A JSON-object cache file; missing is empty, anything else (a list, null, broken text) is
+    reported in one line on stderr and treated as empty (it is rewritten on the next store)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
         return {}
+    except (OSError, ValueError) as exc:
+        print(f"mlpbench: ignoring corrupt cache {path}: {exc}".splitlines()[0], file=sys.stderr)
+        return {}
+    if not isinstance(data, dict):
+        print(f"mlpbench: ignoring corrupt cache {path}: expected a JSON object, got "
+              f"{type(data).__name__}", file=sys.stderr)
+        return {}
+    return data
 
 
-def _write_cache(path: Path, cache: dict[str, dict]) -> None:
+def write_cache(path: Path, cache: dict[str, object]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
