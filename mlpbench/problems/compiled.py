@@ -32,13 +32,33 @@ def first_call(fn, setup, device) -> float:
     return time.perf_counter() - start
 
 
+def _root_cause(exc: Exception) -> Exception:
+    """``exc`` unchanged when it is its own cause (an OOM stays recognisable), else one
+    exception whose first line names the wrapper and the root cause (a compiler backend's
+    error is wrapped in ``BackendCompilerFailed`` whose first line omits it)."""
+    root: BaseException = exc
+    for _ in range(10):  # dynamo keeps the backend's error as ``inner_exception``
+        inner = root.__cause__ or getattr(root, "inner_exception", None)
+        if not isinstance(inner, BaseException) or inner is root:
+            break
+        root = inner
+    if root is exc:
+        return exc
+    first = (str(root).splitlines() or [""])[0]
+    return type(root)(f"{type(exc).__name__} <- {type(root).__name__}: {first}") \
+        if isinstance(root, RuntimeError | ValueError | TypeError) else exc
+
+
 def time_phase(bench: Bench, phase: str, timer: TimerConfig, peak: float) -> dict[str, Any]:
     """Measure ``phase`` on ``bench``: first call, then the steady state against ``peak``."""
     device = bench.device
     hits = cache_hits()
     with guarded(device, f"{bench.mode} {phase}") as outcome, cuda_peak(device) as box:
         fn, setup = phase_callable(bench, phase)
-        cold = first_call(fn, setup, device)
+        try:
+            cold = first_call(fn, setup, device)
+        except Exception as exc:
+            raise _root_cause(exc) from exc
         m = measure(fn, setup=setup, device=device, config=timer, label=phase)
     if not outcome.ok:
         return outcome.as_row()

@@ -48,6 +48,8 @@ PEAK_MODE = {"fp32": "fp32", "tf32": "tf32", "bf16": "bf16", "bf16-autocast": "b
 #: modes and precisions that need a CUDA device
 CUDA_ONLY = {"cudagraphs": "CUDA graphs need a CUDA device",
              "tf32": "TF32 is a CUDA tensor-core mode"}
+#: the torch.compile backend (tests swap in ``"eager"``, dynamo without inductor, for speed)
+BACKEND: object = "inductor"
 
 
 def storage_dtype(precision: str) -> str:
@@ -93,6 +95,8 @@ def wrap_model(model: Any, mode: str) -> Any:
     """The model to run under ``mode``: itself for eager, else its ``torch.compile`` wrapper."""
     if mode == "eager":
         return model
+    if BACKEND != "inductor":
+        return torch.compile(model, backend=BACKEND)
     return torch.compile(model, mode=COMPILE_MODES[mode])
 
 

@@ -1,0 +1,119 @@
+"""Execution modes on this machine: compile vs eager, precision, threads, the default preset.
+
+Each study is a sweep run ``--reps`` times into ``OUT/<study>/rep<k>/`` (resumable); within a
+rep the modes / precisions / thread counts of one network are measured back to back, so
+repeats interleave A B A B. ``os.getloadavg()`` is recorded before and after every rep in
+``OUT/<study>/runs.json`` (with the wall time of the rep). ``summarize`` reads only those
+files and writes ``OUT/<study>.csv`` tables that SUMMARY.md quotes.
+
+Usage::
+
+    python scripts/bench_modes.py compile|precision|threads|preset [--reps N] [--out DIR]
+    python scripts/bench_modes.py summarize [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from mlpbench.analysis.modes import compile_speedup, precision_speedup, thread_scaling
+from mlpbench.measure.timing import TimerConfig
+from mlpbench.results import read_table
+from mlpbench.studies.sweep import SweepConfig, preset, run_sweep
+
+OUT = Path("results/runs/amd-epyc-2c/modes")
+TIMER = TimerConfig(budget_s=0.5, max_samples=50)
+#: d=100, L=2: P = w^2 + 103 w + 1 -> 1,131 ... 9,309,001 parameters
+COMPILE_WIDTHS = (10, 32, 100, 300, 1000, 3000)
+
+
+def configs() -> dict[str, SweepConfig]:
+    base = dict(devices=("cpu",), input_dims=(100,), timer=TIMER)
+    return {
+        "compile": SweepConfig(**base, widths=COMPILE_WIDTHS, depths=(2,), batches=(256,),
+                               phases=("infer", "train_sgd"), modes=("eager", "compile"),
+                               threads=1),
+        "precision": SweepConfig(**base, widths=(1000,), depths=(10,), batches=(1024,),
+                                 phases=("infer", "train_sgd"),
+                                 dtypes=("fp32", "bf16", "bf16-autocast"), threads=1),
+        "threads": SweepConfig(**base, widths=(100, 300, 1000), depths=(2,), batches=(256,),
+                               phases=("infer", "train_sgd"), threads=(1, 2)),
+        "preset": preset("default", modes=("eager", "compile")),
+    }
+
+
+def run_study(name: str, reps: int, out: Path) -> None:
+    cfg = configs()[name]
+    log_path = out / name / "runs.json"
+    log = json.loads(log_path.read_text()) if log_path.exists() else []
+    for k in range(1, reps + 1):
+        folder = out / name / f"rep{k}"
+        if any(e["rep"] == k and e.get("finished") for e in log):
+            continue
+        entry = {"rep": k, "loadavg_before": os.getloadavg(),
+                 "inductor_cache_existed": (Path(os.environ.get("MLPBENCH_CACHE", ""))
+                                            / "inductor").is_dir(),
+                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        start = time.perf_counter()
+        run_sweep(cfg, folder, resume=folder.exists(), progress=False)
+        entry.update(wall_s=time.perf_counter() - start, loadavg_after=os.getloadavg(),
+                     finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        log = [e for e in log if e["rep"] != k] + [entry]
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = log_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(log, indent=1))
+        os.replace(tmp, log_path)
+        print(name, entry, flush=True)
+
+
+def load_reps(out: Path, name: str) -> pd.DataFrame:
+    frames = []
+    for csv in sorted((out / name).glob("rep*/sweep.csv")):
+        frame = read_table(csv)
+        frames.append(frame.assign(rep=int(csv.parent.name[3:])))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def summarize(out: Path) -> None:
+    """Per-rep ratios, then median / min / max over reps, one CSV per study."""
+    analyses = {"compile": compile_speedup, "precision": precision_speedup,
+                "threads": thread_scaling, "preset": compile_speedup}
+    for name, fn in analyses.items():
+        frame = load_reps(out, name)
+        if frame.empty:
+            continue
+        per_rep = pd.concat([fn(g).assign(rep=r) for r, g in frame.groupby("rep")],
+                            ignore_index=True)
+        per_rep.to_csv(out / f"{name}_per_rep.csv", index=False)
+        value = {"compile": "speedup", "precision": "speedup", "threads": "efficiency",
+                 "preset": "speedup"}[name]
+        keys = [c for c in per_rep.columns if c not in ("rep",) and per_rep[c].dtype == object
+                or c in ("params", "threads", "batch", "width", "depth")]
+        agg = per_rep.groupby(keys, dropna=False).agg(
+            reps=("rep", "nunique"), median=(value, "median"), lo=(value, "min"),
+            hi=(value, "max"), speedup=("speedup", "median"),
+            base_median_s=("base_median_s", "median"), median_s=("median_s", "median"))
+        agg.reset_index().to_csv(out / f"{name}.csv", index=False)
+        print(f"{name}: {len(agg)} rows -> {out / f'{name}.csv'}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("study", choices=[*configs(), "summarize"])
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--out", type=Path, default=OUT)
+    args = p.parse_args()
+    if args.study == "summarize":
+        summarize(args.out)
+    else:
+        run_study(args.study, args.reps, args.out)
+
+
+if __name__ == "__main__":
+    main()
