@@ -9,7 +9,9 @@ files and writes ``OUT/<study>.csv`` tables that SUMMARY.md quotes.
 Usage::
 
     python scripts/bench_modes.py compile|precision|threads|preset [--reps N] [--out DIR]
-    python scripts/bench_modes.py summarize [--out DIR]
+    python scripts/bench_modes.py machine|summarize [--out DIR]
+
+Run from the repository root with ``PYTHONPATH=.`` (or mlpbench installed).
 """
 
 from __future__ import annotations
@@ -80,37 +82,83 @@ def load_reps(out: Path, name: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+#: per study: the analysis, the compared axis, and the value columns summarised over reps
+ANALYSES = {"compile": (compile_speedup, "mode", ("speedup", "compile_s", "first_call_s")),
+            "preset": (compile_speedup, "mode", ("speedup", "compile_s")),
+            "precision": (precision_speedup, "dtype", ("speedup", "peak_fraction", "gflops")),
+            "threads": (thread_scaling, "threads", ("speedup", "efficiency"))}
+GROUP = ("phase", "params", "input_dim", "width", "depth", "batch", "dtype", "mode", "threads",
+         "framework")
+
+
+def summarize_study(out: Path, name: str) -> pd.DataFrame | None:
+    """Per-rep comparison rows, then median / min / max over reps of each value."""
+    fn, _, values = ANALYSES[name]
+    frame = load_reps(out, name)
+    if frame.empty:
+        return None
+    per_rep = pd.concat([fn(g).assign(rep=r) for r, g in frame.groupby("rep")],
+                        ignore_index=True)
+    per_rep.to_csv(out / f"{name}_per_rep.csv", index=False)
+    keys = [k for k in GROUP if k in per_rep]
+    agg = {"reps": ("rep", "nunique"), "base_median_s": ("base_median_s", "median"),
+           "median_s": ("median_s", "median")}
+    for v in values:
+        agg.update({v: (v, "median"), f"{v}_min": (v, "min"), f"{v}_max": (v, "max")})
+    if "compile_s" in values:  # rep 1 ran with a cold inductor cache, later reps warm
+        agg["compile_s_rep1"] = ("compile_s_rep1", "max")
+        per_rep["compile_s_rep1"] = per_rep["compile_s"].where(per_rep["rep"] == 1)
+    table = per_rep.groupby(keys, dropna=False).agg(**agg).reset_index()
+    table.to_csv(out / f"{name}.csv", index=False)
+    return table
+
+
 def summarize(out: Path) -> None:
-    """Per-rep ratios, then median / min / max over reps, one CSV per study."""
-    analyses = {"compile": compile_speedup, "precision": precision_speedup,
-                "threads": thread_scaling, "preset": compile_speedup}
-    for name, fn in analyses.items():
-        frame = load_reps(out, name)
-        if frame.empty:
-            continue
-        per_rep = pd.concat([fn(g).assign(rep=r) for r, g in frame.groupby("rep")],
-                            ignore_index=True)
-        per_rep.to_csv(out / f"{name}_per_rep.csv", index=False)
-        value = {"compile": "speedup", "precision": "speedup", "threads": "efficiency",
-                 "preset": "speedup"}[name]
-        keys = [c for c in per_rep.columns if c not in ("rep",) and per_rep[c].dtype == object
-                or c in ("params", "threads", "batch", "width", "depth")]
-        agg = per_rep.groupby(keys, dropna=False).agg(
-            reps=("rep", "nunique"), median=(value, "median"), lo=(value, "min"),
-            hi=(value, "max"), speedup=("speedup", "median"),
-            base_median_s=("base_median_s", "median"), median_s=("median_s", "median"))
-        agg.reset_index().to_csv(out / f"{name}.csv", index=False)
-        print(f"{name}: {len(agg)} rows -> {out / f'{name}.csv'}")
+    for name in ANALYSES:
+        table = summarize_study(out, name)
+        if table is not None:
+            print(f"== {name} -> {out / f'{name}.csv'}")
+            print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    for name in ANALYSES:
+        log = out / name / "runs.json"
+        if log.exists():
+            for e in json.loads(log.read_text()):
+                print(f"{name} rep{e['rep']}: wall {e.get('wall_s', float('nan')):.0f} s, "
+                      f"load {e['loadavg_before'][0]:.1f} -> {e.get('loadavg_after', [0])[0]:.1f}")
+
+
+def machine(out: Path) -> None:
+    """Peak (fp32, bf16) and bandwidth at 1 and 2 threads, re-measured, into machine.json."""
+    from dataclasses import asdict
+
+    from mlpbench.devices import describe_hardware, threads
+    from mlpbench.measure.bandwidth import get_bandwidth
+    from mlpbench.measure.peak import get_peak
+
+    rows = []
+    for n in (1, 2):
+        with threads(n):
+            load = os.getloadavg()
+            rows += [{**asdict(get_peak("cpu", m, refresh=True)), "loadavg": load}
+                     for m in ("fp32", "bf16")]
+            bw = get_bandwidth("cpu", refresh=True)
+            rows.append({**asdict(bw), "mode": "bandwidth", "gbs": bw.gbs, "loadavg": load})
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {"hardware": describe_hardware(), "measurements": rows}
+    (out / "machine.json").write_text(json.dumps(doc, indent=1, default=str))
+    print(json.dumps(rows, indent=1))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("study", choices=[*configs(), "summarize"])
+    p.add_argument("study", choices=[*configs(), "summarize", "machine"])
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args()
     if args.study == "summarize":
         summarize(args.out)
+    elif args.study == "machine":
+        machine(args.out)
     else:
         run_study(args.study, args.reps, args.out)
 
