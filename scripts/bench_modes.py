@@ -113,7 +113,35 @@ def summarize_study(out: Path, name: str) -> pd.DataFrame | None:
     return table
 
 
+def roofline(out: Path) -> None:
+    """From machine.json (1 thread): ridge point and memory-bound widths -> roofline.csv; the
+    compile study's eager rows on the roofline -> roofline_points.csv."""
+    from mlpbench.analysis.roofline import memory_bound_below_width, ridge, roofline_table
+
+    path = out / "machine.json"
+    if not path.exists():
+        return
+    rows = [r for r in json.loads(path.read_text())["measurements"] if r["threads"] == 1]
+    peaks = {r["mode"]: r["gflops"] for r in rows if r["mode"] != "bandwidth"}
+    bw = next(r["gbs"] for r in rows if r["mode"] == "bandwidth")
+    table = [{"dtype": dt, "peak_gflops": pk, "bandwidth_gbs": bw, "ridge_flop_per_byte":
+              ridge(pk, bw), "phase": ph, "input_dim": 100, "depth": L, "batch": b,
+              "memory_bound_below_width": memory_bound_below_width(ph, 100, L, b, pk, bw, dt)}
+             for dt, pk in peaks.items() for ph in ("infer", "train_sgd", "train_adam")
+             for L in (2, 10) for b in (1, 32, 256, 1024)]
+    pd.DataFrame(table).to_csv(out / "roofline.csv", index=False)
+    frame = load_reps(out, "compile")
+    if not frame.empty:
+        eager = frame[(frame["mode"] == "eager")]
+        points = roofline_table(eager, bw)
+        cols = ["rep", "phase", "params", "width", "batch", "intensity", "gflops",
+                "peak_gflops", "attainable_gflops", "bound", "roof_fraction"]
+        points[cols].to_csv(out / "roofline_points.csv", index=False)
+    print(pd.DataFrame(table).to_string(index=False))
+
+
 def summarize(out: Path) -> None:
+    roofline(out)
     for name in ANALYSES:
         table = summarize_study(out, name)
         if table is not None:
