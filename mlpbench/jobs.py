@@ -103,8 +103,13 @@ def reference_results() -> tuple[str | None, list[str]]:
 
     candidates = ([Path(os.environ["MLPBENCH_RESULTS"])] if os.environ.get("MLPBENCH_RESULTS")
                   else []) + [Path(mlpbench.__file__).resolve().parents[1] / "results"]
+    from mlpbench.results import KINDS
+
     for root in candidates:
-        runs = sorted({str(p.parent) for p in root.glob("runs/**/*.csv")})
+        # folders holding a known table; the execution-mode study's per-repeat sweeps are
+        # summarised in its own tables (runs/<machine>/modes/*.csv), not shown as sweeps
+        runs = sorted({str(p.parent) for p in root.glob("runs/**/*.csv")
+                       if p.stem in KINDS and "modes" not in p.relative_to(root).parts})
         asv = root / "asv"
         if runs or asv.is_dir():
             return (str(asv) if asv.is_dir() else None), runs

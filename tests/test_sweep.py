@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from mlpbench.analysis.crossover import crossover
+from mlpbench.analysis.summaries import sweep_text
 from mlpbench.cli import main
 from mlpbench.errors import UsageError
 from mlpbench.measure.timing import TimerConfig
@@ -174,3 +175,19 @@ def test_bf16_sweep_uses_its_own_peak(tmp_path):
     assert set(frame["status"]) == {"ok"} and set(frame["dtype"]) == {"bf16"}
     meta = json.loads((tmp_path / "b" / "sweep.json").read_text())
     assert frame["peak_gflops"].iloc[0] == pytest.approx(meta["peaks_gflops"]["cpu"]["bf16"])
+
+
+def test_old_sweep_table_without_mode_loads_as_eager(tmp_path):
+    from mlpbench.results import load_runs
+
+    frame = run_sweep(tiny(widths=(8,), phases=("infer",)), tmp_path / "old", progress=False)
+    path = tmp_path / "old" / "sweep.csv"
+    pd.read_csv(path).drop(columns=["mode"]).to_csv(path, index=False)  # a pre-mode table
+    old = load_runs([tmp_path / "old"])["sweep"]
+    assert "mode" not in old.columns
+    rows = old.assign(device="cuda", median_s=old["median_s"] / 2)
+    both = pd.concat([old, rows], ignore_index=True)
+    cross = crossover(both)
+    assert list(cross["mode"]) == ["eager"] and cross.iloc[0]["crossover_params"] == \
+        frame.iloc[0]["params"]
+    assert "CUDA beats CPU for infer (fp32, torch, B=4, eager)" in sweep_text(both)

@@ -7,6 +7,7 @@ import math
 import pandas as pd
 
 from mlpbench.analysis.crossover import crossover
+from mlpbench.analysis.modes import compile_speedup
 
 
 def sweep_text(frame: pd.DataFrame) -> str:
@@ -32,5 +33,9 @@ def sweep_text(frame: pd.DataFrame) -> str:
         where = (f"P >= {int(r['crossover_params']):,}" if not math.isnan(r["crossover_params"])
                  else "never in this grid")
         lines.append(f"CUDA beats CPU for {r['phase']} ({r['dtype']}, {r['framework']}, "
-                     f"B={r['batch']}): {where}")
+                     f"B={r['batch']}, {r['mode']}): {where}")
+    speed = compile_speedup(frame)
+    for (phase, mode), g in speed.groupby(["phase", "mode"]):
+        lines.append(f"{mode} vs eager, {phase}: speedup {g['speedup'].min():.2f}x to "
+                     f"{g['speedup'].max():.2f}x over {len(g)} points")
     return "\n".join(lines)

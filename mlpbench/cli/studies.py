@@ -23,6 +23,8 @@ def register(sub) -> None:
     p.add_argument("--mode", action="append", help="fp32, bf16 (and tf32 on CUDA); repeatable")
     add_threads(p)
     p.add_argument("--refresh", action="store_true", help="re-measure even when cached")
+    p.add_argument("--bandwidth", action="store_true",
+                   help="also measure (and cache) the memory bandwidth (STREAM copy/triad)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_peak)
 
@@ -68,8 +70,9 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_newton_cost)
 
 
-def _out_args(p: argparse.ArgumentParser, default: str) -> None:
-    add_threads(p)
+def _out_args(p: argparse.ArgumentParser, default: str, threads: bool = True) -> None:
+    if threads:
+        add_threads(p)
     p.add_argument("--out", "-o", default=default, help="output folder")
     p.add_argument("--resume", action="store_true", help="continue the results in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -79,7 +82,12 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", choices=["quick", "default", "full"],
                    help="a named grid; explicit flags override its fields")
     p.add_argument("--devices", type=words, help="e.g. cpu,cuda")
-    p.add_argument("--dtypes", type=words, help="fp32,bf16")
+    p.add_argument("--dtypes", type=words, help="fp32,bf16,bf16-autocast (tf32: CUDA)")
+    p.add_argument("--modes", type=words,
+                   help="eager,compile,max-autotune (cudagraphs: CUDA); default eager")
+    p.add_argument("--threads", type=ints,
+                   help="torch intra-op thread counts, an axis, e.g. 1,2 "
+                        "(default: $MLPBENCH_THREADS, else torch's)")
     p.add_argument("--frameworks", type=words, help="torch,keras")
     p.add_argument("--input-dims", type=ints, help="e.g. 10,100")
     p.add_argument("--widths", type=ints, help="e.g. 64,256,1000")
@@ -92,7 +100,7 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
                    help="seconds of timed samples per phase")
     p.add_argument("--no-isolate", action="store_true",
                    help="measure in this process (faster; host peak RSS then not per point)")
-    _out_args(p, "runs/sweep")
+    _out_args(p, "runs/sweep", threads=False)
 
 
 def _device_ok(name: str) -> None:
@@ -113,11 +121,20 @@ def cmd_peak(args: argparse.Namespace) -> int:
     with threads(threads_of(args)):
         results = [asdict(get_peak(args.device, m, refresh=args.refresh))
                    for m in args.mode or ["fp32"]]
+        if args.bandwidth:
+            from mlpbench.measure.bandwidth import get_bandwidth
+
+            bw = asdict(get_bandwidth(args.device, refresh=args.refresh))
+            results.append({**bw, "mode": "bandwidth"})
     if args.json:
         print_json(results)
     for r in results if not args.json else []:
+        if r["mode"] == "bandwidth":
+            print(f"{r['device']} memory bandwidth: copy {r['copy_gbs']:.1f} GB/s, triad "
+                  f"{r['triad_gbs']:.1f} GB/s ({r['threads']} threads, torch {r['torch']})")
+            continue
         print(f"{r['device']} {r['mode']}: {r['gflops']:.1f} GFLOP/s "
-              f"(n={r['size']}, {r['threads']} threads, torch {r['torch']})")
+              f"(n={r['size']}, {r['threads']} threads, {r['units']}, torch {r['torch']})")
     return 0
 
 
@@ -133,7 +150,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         args.preset, devices=args.devices, dtypes=args.dtypes, frameworks=args.frameworks,
         input_dims=args.input_dims, widths=args.widths, depths=args.depths,
         batches=args.batches, phases=args.phases, activation=args.activation,
-        threads=threads_of(args), seed=args.seed, timer=timer,
+        threads=threads_of(args), modes=args.modes, seed=args.seed, timer=timer,
         isolate=False if args.no_isolate else None)
     print(jobs.sweep(config, args.out, resume=args.resume, progress=not args.quiet))
     return 0

@@ -11,7 +11,9 @@ phase          what one call does                                              F
 =============  ==============================================================  ==============
 
 A :class:`Bench` holds a model, a fixed batch and targets; :func:`phase_callable` returns
-``(fn, setup)`` for :func:`mlpbench.measure.timing.measure`.
+``(fn, setup)`` for :func:`mlpbench.measure.timing.measure`. The execution mode (eager or
+``torch.compile``) and the precision (``fp32``, ``bf16``, ``bf16-autocast``, ``tf32``) are
+described in :mod:`mlpbench.problems.modes`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from torch import nn
 from mlpbench.errors import UsageError
 from mlpbench.models import build_keras, build_torch, torch_dtype
 from mlpbench.optimizers import make_optimizer, memory_model, resolve
+from mlpbench.problems.modes import storage_dtype, wrap_model
 from mlpbench.spec import MLPSpec, dtype_bytes
 
 PHASES = ("infer", "forward", "backward", "train_sgd", "train_adam")
@@ -46,7 +49,9 @@ def phase_flops(spec: MLPSpec, phase: str) -> int:
 
 
 def predicted_bytes(spec: MLPSpec, phase: str, dtype: str, batch: int) -> int:
-    """Memory-model bytes a phase needs (inputs and targets included)."""
+    """Memory-model bytes a phase needs (inputs and targets included); a mixed precision
+    (``bf16-autocast``, ``tf32``) is counted at its storage dtype, an upper bound."""
+    dtype = storage_dtype(dtype)
     io = batch * (spec.input_dim + spec.output_dim) * dtype_bytes(dtype)
     if phase in ("infer", "forward"):
         m = spec.memory(dtype, batch)
@@ -71,24 +76,34 @@ class Bench:
     y: torch.Tensor
     framework: str
     device: torch.device
-    dtype: str
+    dtype: str  # the precision: fp32, bf16, bf16-autocast, tf32
+    mode: str = "eager"  # eager, compile, max-autotune, cudagraphs
+
+    def forward(self, model: Any) -> torch.Tensor:
+        """``model(x)``, under bf16 autocast when the precision asks for it."""
+        if self.dtype == "bf16-autocast":
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                return model(self.x)
+        return model(self.x)
 
 
 def make_bench(spec: MLPSpec, *, batch: int, device: torch.device, dtype: str = "fp32",
-               framework: str = "torch", seed: int = 0) -> Bench:
-    """Build the model and a seeded random batch (inputs and regression targets)."""
+               framework: str = "torch", seed: int = 0, mode: str = "eager") -> Bench:
+    """Build the model (compiled lazily for a compiled ``mode``) and a seeded random batch
+    (inputs and regression targets), stored in the precision's storage dtype."""
     check_phase(PHASES[0], framework)
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, spec.input_dim, generator=gen)
     y = torch.randn(batch, spec.output_dim, generator=gen)
-    tdtype = torch_dtype(dtype)
+    store = storage_dtype(dtype)
+    tdtype = torch_dtype(store)
     x, y = x.to(device=device, dtype=tdtype), y.to(device=device, dtype=tdtype)
     if framework == "torch":
-        model = build_torch(spec, seed=seed, dtype=dtype, device=device)
+        model = build_torch(spec, seed=seed, dtype=store, device=device)
     else:
-        model = build_keras(spec, seed=seed, dtype=dtype)
+        model = build_keras(spec, seed=seed, dtype=store)
         _check_keras_device(device)
-    return Bench(spec, model, x, y, framework, device, dtype)
+    return Bench(spec, model, x, y, framework, device, dtype, mode)
 
 
 def _check_keras_device(device: torch.device) -> None:
@@ -110,28 +125,29 @@ def phase_callable(bench: Bench, phase: str) -> tuple[Callable[[], Any], Callabl
 
 def _torch_phase(bench: Bench, phase: str):
     model: nn.Module = bench.model
-    x, y = bench.x, bench.y
+    run = wrap_model(model, bench.mode)  # the model itself, or its torch.compile wrapper
+    y = bench.y
     loss_fn = nn.MSELoss()
     if phase == "infer":
         def infer():
             with torch.no_grad():
-                return model(x)
+                return bench.forward(run)
         return infer, None
     if phase == "forward":
-        return (lambda: model(x)), None
+        return (lambda: bench.forward(run)), None
     if phase == "backward":
         box: list[torch.Tensor] = []
 
         def forward():
             model.zero_grad(set_to_none=True)
-            box[:] = [loss_fn(model(x), y)]
+            box[:] = [loss_fn(bench.forward(run).to(y.dtype), y)]
 
         return (lambda: box[0].backward()), forward
     opt = make_optimizer(PHASE_OPTIMIZERS[phase], model).opt  # the torch.optim instance
 
     def train_step():
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
+        loss = loss_fn(bench.forward(run).to(y.dtype), y)
         loss.backward()
         opt.step()
         return loss

@@ -23,7 +23,8 @@ from mlpbench.errors import UsageError
 SCHEMAS: dict[str, tuple[set[str], set[str]]] = {
     "sweep": ({"device", "framework", "phase", "params", "batch", "status"},
               {"params", "batch", "input_dim", "width", "depth", "median_s", "iqr_s",
-               "gflops", "peak_fraction", "samples_per_s", "host_peak_rss"}),
+               "gflops", "peak_fraction", "samples_per_s", "host_peak_rss", "first_call_s",
+               "compile_s", "threads"}),
     "crossover": ({"phase", "crossover_params"}, {"crossover_params", "points_compared"}),
     "converge": ({"workload", "optimizer", "seed", "status", "target_loss"},
                  {"seed", "steps", "time_s", "grad_evals", "final_loss", "target_loss"}),
