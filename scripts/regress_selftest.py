@@ -56,6 +56,14 @@ INJECT = '''    calls = [0]
 '''
 
 
+def _machine() -> str:
+    """The CPU model and core count of this machine, as recorded with every result."""
+    from mlpbench.devices import describe_hardware
+
+    hw = describe_hardware()
+    return f"{hw['cpu_model']}, {hw['logical_cores']} logical cores"
+
+
 def git(repo: str, *args: str) -> str:
     return subprocess.run(["git", "-C", repo, *args], check=True, capture_output=True,
                           text=True).stdout.strip()
@@ -154,7 +162,7 @@ def summarize_wall(df: pd.DataFrame, cfg: GateConfig) -> None:
     per = df.groupby(["trial", "kind", "hog"], as_index=False)["exit_code"].first()
     out = {"config": {"factor": cfg.factor, "rounds": cfg.rounds, "blocks": cfg.blocks,
                       "clock": cfg.clock, "threads": cfg.threads, "benches": list(cfg.wall)},
-           "machine": "AMD EPYC 2 vCPU VM (shared)", "trials": int(len(per)),
+           "machine": _machine(), "trials": int(len(per)),
            "median_trial_seconds": float(df.groupby("trial")["seconds"].first().median())}
     for kind in ("aa", "x2"):
         for hogged in (False, True):
@@ -200,7 +208,7 @@ def run_insn(clone: str, base: str, tmp: str, trials: int, per_process: int) -> 
     trials_df = df[df.kind != "base"]
     basec = df[df.kind == "base"]["count"]
     out = {"bench": bench, "calls_counted": number, "insn_factor": GateConfig().insn_factor,
-           "machine": "AMD EPYC 2 vCPU VM (shared)",
+           "machine": _machine(),
            "base_counts": [int(c) for c in basec],
            "base_rel_spread": float((basec.max() - basec.min()) / basec.min()),
            "aa_rel_spread_vs_base": float((trials_df[trials_df.kind == "aa"]["ratio"] - 1)

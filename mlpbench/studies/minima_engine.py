@@ -1,7 +1,7 @@
 """Many GD/SGD runs of one small ReLU MLP at once: the minima study's vectorised runner.
 
 :func:`mlpbench.convergence.run` takes ~0.7 ms per step on these P ≤ 100 networks (Python
-and dispatch overhead; AMD EPYC 2 vCPU, torch 2.13.0+cpu), so the ≥ 100 initialisations ×
+and dispatch overhead; Intel Xeon 2 vCPU VM, torch 2.13.0+cpu), so the ≥ 100 initialisations ×
 optimizers × learning rates × budgets of the study (tens of millions of steps) do not fit in
 its time box. Here M models share one batched forward/backward (parameters as an (M, P)
 matrix), with the runner's rules replicated exactly: the same initialisation
