@@ -103,12 +103,19 @@ def per_cost_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
     ``{"newton_loses_from_params": P or None}``: the smallest P at which exact Newton's median
     time to target exceeds the best first-order method's (or Newton misses the target)."""
     runs = runs.copy()
-    runs["grad_equiv_to_target"] = runs["grad_equiv"].where(runs["status"] == "target")
+    hit = runs["status"] == "target"
+    runs["grad_equiv_to_target"] = runs["grad_equiv"].where(hit)
+    counts = [c for c in ("closure_calls", "forward_calls", "hvps", "hessians") if c in runs]
+    for c in counts:
+        runs[c] = runs[c].where(hit)
+    ratios = [c for c in ("forward_ratio", "hvp_ratio", "hessian_ratio") if c in runs]
     per = runs.groupby(["params", "optimizer"]).agg(
-        width=("width", "first"), hvp_ratio=("hvp_ratio", "first"),
+        width=("width", "first"), **{c: (c, "first") for c in ratios},
         success=("status", lambda s: (s == "target").mean()),
         steps=("steps_to_target", "median"), time_s=("time_to_target", "median"),
+        time_iqr_s=("time_to_target", lambda t: t.quantile(0.75) - t.quantile(0.25)),
         grad_equiv=("grad_equiv_to_target", "median"),
+        **{c: (c, "median") for c in counts},
         final_loss=("final_loss", "median")).reset_index()
     loses = None
     for p, g in per.groupby("params"):
