@@ -39,9 +39,9 @@ LM_GOOD, LM_POOR, LM_FACTOR, MIN_DAMPING = 0.75, 0.25, 10.0, 1e-10
 #: share of P² the Hessian's row blocks may occupy (extra to H itself), and the model's total
 BLOCK_SHARE = 0.125
 NEWTON_P2_FACTOR = 2 + BLOCK_SHARE
-#: ... but at least this many elements (16 MiB of fp32): tiny blocks make small-P Hessians
+#: ... but at least this many elements (256 MiB of fp32): tiny blocks make small-P Hessians
 #: slow (one vmap call per few rows)
-BLOCK_FLOOR = 2**22
+BLOCK_FLOOR = 2**26
 
 
 def newton_bytes(num_params: int, element_bytes: int = 4) -> int:

@@ -130,3 +130,23 @@ def newton_peaks(spec: MLPSpec, batch: int, seed: int = 0) -> dict[str, float]:
                                                                              mse))
     out["newton_step"] = box[0] / unit
     return out
+
+
+#: the largest P whose Newton peak is measured in a fresh process (a few seconds each)
+PEAK_MAX_PARAMS = 10_000
+
+
+def isolated_peaks(specs, batch: int, seed: int = 0) -> list[dict[str, Any]]:
+    """:func:`newton_peaks` of each spec with P ≤ ``PEAK_MAX_PARAMS``, each in a fresh
+    process; one row per (P, operation): ``params, op, peak_p2``."""
+    from mlpbench.measure.isolation import Isolated
+
+    rows: list[dict[str, Any]] = []
+    with Isolated() as iso:
+        for spec in specs:
+            if spec.num_params > PEAK_MAX_PARAMS:
+                continue
+            got = iso.run(newton_peaks, spec, batch, seed, on_error=lambda reason: None)
+            for op in ("hessian", "solve", "newton_step") if got else ():
+                rows.append({"params": spec.num_params, "op": op, "peak_p2": got[op]})
+    return rows
