@@ -61,7 +61,7 @@ def newton_cost(cfg, out: str | os.PathLike, *, resume: bool = False, per_cost: 
     from mlpbench.analysis.newton import analyse, per_cost_table, report_text, wall_table
     from mlpbench.results import write_table
     from mlpbench.studies.newton_cost import refuse_newton, run_cost_study
-    from mlpbench.studies.newton_ops import isolated_peaks
+    from mlpbench.studies.newton_cost_ops import isolated_peaks
 
     if refuse and "newton_step" in cfg.operations:
         for spec in cfg.specs():

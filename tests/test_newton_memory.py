@@ -4,9 +4,9 @@ import pytest
 
 from mlpbench.analysis.newton import newton_wall
 from mlpbench.measure.isolation import Isolated
-from mlpbench.optimizers.newton import NEWTON_P2_FACTOR, newton_bytes
+from mlpbench.optimizers.newton import block_budget, newton_bytes
 from mlpbench.spec import MLPSpec
-from mlpbench.studies.newton_ops import newton_peaks
+from mlpbench.studies.newton_cost_ops import newton_peaks
 
 
 def _fail(reason):
@@ -16,14 +16,16 @@ def _fail(reason):
 @pytest.mark.parametrize("width, batch", [(64, 64)])
 def test_measured_newton_step_peak_within_25_percent_of_the_model(width, batch):
     """The old step (I, λI, H + λI, a copy of the factor in cholesky_solve, an unchunked
-    vmap) measured 5-11 x P²·4 bytes against a 2 x P² model."""
+    vmap) measured 5-11 x P²·4 bytes against a 2 x P² model: above 1.25 x that model."""
     spec = MLPSpec(10, width, 2)  # P = 4,929: H is 97 MB, far above allocator noise
     p = spec.num_params
     with Isolated() as iso:
         peaks = iso.run(newton_peaks, spec, batch, on_error=_fail)
     model = newton_bytes(p) / (4 * p * p)
-    assert 0.75 * model <= peaks["newton_step"] <= 1.25 * model, (peaks, model)
-    assert 0.75 <= peaks["hessian"] <= 1.25 * (1 + NEWTON_P2_FACTOR - 2), peaks
+    # the model is an upper bound: at this P its 256 MiB block floor (2.8 P²) is only partly
+    # used, so the measured peak lies between H + factor and the model
+    assert 0.75 * 2 <= peaks["newton_step"] <= 1.25 * model, (peaks, model)
+    assert 0.75 <= peaks["hessian"] <= 1.25 * (1 + block_budget(p) / (p * p)), peaks
     assert peaks["solve"] <= 1.25 * 2, peaks  # H and its factor, nothing else P²-sized
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from mlpbench.fits import fit_power_law, predict
-from mlpbench.optimizers.newton import NEWTON_P2_FACTOR, newton_bytes
+from mlpbench.optimizers.newton import NEWTON_P2_FACTOR, block_budget, newton_bytes
 from mlpbench.spec import TARGET_SPEC
 from mlpbench.units import format_bytes, format_count, human_seconds
 
@@ -81,7 +81,7 @@ def wall_table(frame: pd.DataFrame, info: dict[str, Any],
              "bytes": None, "p2_multiple": None, "model_p2_multiple": None}]
     for r in peaks:
         p = int(r["params"])
-        model = {"hessian": None, "solve": 2.0,
+        model = {"hessian": 1 + block_budget(p) / (p * p), "solve": 2.0,
                  "newton_step": newton_bytes(p) / (4.0 * p * p)}[r["op"]]
         rows.append({"quantity": f"{r['op']} host peak (fresh process)", "params": p,
                      "bytes": r["peak_p2"] * 4.0 * p * p, "p2_multiple": r["peak_p2"],

@@ -42,7 +42,7 @@ from mlpbench.optimizers import memory_model
 from mlpbench.optimizers.newton import block_budget, newton_bytes, require_newton_fits
 from mlpbench.results import RunFolder
 from mlpbench.spec import TARGET_SPEC, MLPSpec
-from mlpbench.studies.newton_ops import TimedOp, timed_op
+from mlpbench.studies.newton_cost_ops import TimedOp, timed_op
 
 KIND = "newton_cost"
 OPERATIONS = ("grad", "hvp_fwdrev", "hvp_revrev", "hessian", "solve", "newton_step",
@@ -115,7 +115,7 @@ def predicted_op_bytes(spec: MLPSpec, op: str, batch: int, element: int = 4) -> 
 
 def operation_callable(op: str, spec: MLPSpec, model, x, y, cfg: CostConfig,
                        state: dict[str, Any]) -> TimedOp:
-    """The :class:`~mlpbench.studies.newton_ops.TimedOp` performing one ``op`` on a frozen
+    """The :class:`~mlpbench.studies.newton_cost_ops.TimedOp` performing one ``op`` on a frozen
     problem (the model's parameters are restored before every timed call)."""
     return timed_op(op, model, x, y, cfg.cg_iters, state.get("chunk"))
 
