@@ -30,7 +30,15 @@ def _operation(device, op, width):
     x = torch.randn(64, 10, generator=gen).to(dev)
     y = torch.randn(64, 1, generator=gen).to(dev)
     model = build_torch(spec, device=dev)
-    return synced(operation_callable(op, spec, model, x, y, CostConfig(), {}), dev)
+    timed = operation_callable(op, spec, model, x, y, CostConfig(), {})
+
+    def call():
+        # the parameters are restored first (an O(P) copy), so every call sees the same problem
+        if timed.setup is not None:
+            timed.setup()
+        return timed.fn()
+
+    return synced(call, dev)
 
 
 @cached_state

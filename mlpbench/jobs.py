@@ -55,9 +55,10 @@ def converge(out: str | os.PathLike, **kwargs: Any) -> str:
 def newton_cost(cfg, out: str | os.PathLike, *, resume: bool = False, per_cost: bool = False,
                 refuse: bool = False, progress: bool = True) -> str:
     """``mlpbench newton-cost``: measure; store the fits, ratios and per-cost race beside."""
-    from mlpbench.analysis.newton import analyse, per_cost_table, report_text
+    from mlpbench.analysis.newton import analyse, per_cost_table, report_text, wall_table
     from mlpbench.results import write_table
     from mlpbench.studies.newton_cost import refuse_newton, run_cost_study
+    from mlpbench.studies.newton_cost_ops import isolated_peaks
 
     if refuse and "newton_step" in cfg.operations:
         for spec in cfg.specs():
@@ -66,6 +67,10 @@ def newton_cost(cfg, out: str | os.PathLike, *, resume: bool = False, per_cost: 
     info = analyse(frame)
     write_table(Path(out), "newton_fit", info["fits"])
     write_table(Path(out), "newton_ratios", info["ratios"])
+    write_table(Path(out), "newton_extrapolation", info["extrapolation_table"])
+    peaks = isolated_peaks(cfg.specs(), cfg.batch, cfg.seed) \
+        if "newton_step" in cfg.operations else []
+    write_table(Path(out), "newton_wall", wall_table(frame, info, peaks))
     text = report_text(info)
     if per_cost:
         from mlpbench.studies.per_cost import convergence_per_cost

@@ -2,7 +2,8 @@
 # The prepared GPU check (one call on a lent GPU machine, ~5 minutes):
 #   1. the gpu-marked tests;
 #   2. a quick CUDA + CPU sweep (CPU-vs-CUDA crossover), fp32 and bf16;
-#   3. the Newton cost study on CUDA (small grid plus the 10^7 network's first-order ops);
+#   3. execution modes (compile, CUDA graphs, TF32/bf16) on the 10^7 network at B=4096, a
+#      one-GPU NCCL data-parallel run, and the Newton cost study on CUDA;
 #   4. the asv CUDA benchmarks in the existing environment, if asv is importable
 #      (carry asv's wheels and set MLPBENCH_WHEELS to their folder to install them).
 # Everything lands under $MLPBENCH_GPU_OUT (default: $OUT, else ./gpu-out).
@@ -35,6 +36,17 @@ log "quick sweep, CPU and CUDA, fp32 and bf16"
 timeout 150 $py -m mlpbench.cli sweep --preset quick --devices cpu,cuda --dtypes fp32,bf16 \
   --widths 128,1024,4096 --depths 2,4 --batches 1024 --quiet --out "$out/sweep" \
   2>&1 | tail -20 | tee -a "$out/gpu_check.log" || status=1
+
+log "execution modes on CUDA: eager, compile, cudagraphs; fp32, tf32, bf16, bf16-autocast"
+timeout 240 $py -m mlpbench.cli sweep --devices cuda --modes eager,compile,cudagraphs \
+  --dtypes fp32,tf32,bf16,bf16-autocast --input-dims 100 --widths 1000 --depths 10 \
+  --batches 4096 --phases infer,train_sgd --budget 0.3 --quiet --out "$out/modes" \
+  2>&1 | tail -20 | tee -a "$out/gpu_check.log" || status=1
+
+log "data-parallel on NCCL, one GPU (world size 1)"
+timeout 120 $py -m mlpbench.cli distributed --backend nccl --world-sizes 1 --input-dims 100 \
+  --widths 1000 --depths 10 --batches 1024 --scaling weak --rounds 2 --quiet \
+  --out "$out/distributed" 2>&1 | tail -10 | tee -a "$out/gpu_check.log" || status=1
 
 log "Newton cost study on CUDA"
 timeout 120 $py -m mlpbench.cli newton-cost --device cuda --widths 16,64,128,256 \

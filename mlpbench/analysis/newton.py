@@ -9,14 +9,14 @@ from typing import Any
 import pandas as pd
 
 from mlpbench.fits import fit_power_law, predict
-from mlpbench.optimizers.newton import newton_bytes
+from mlpbench.optimizers.newton import NEWTON_P2_FACTOR, block_budget, newton_bytes
 from mlpbench.spec import TARGET_SPEC
 from mlpbench.units import format_bytes, format_count, human_seconds
 
 
 def newton_wall(usable_bytes: int, element_bytes: int = 4) -> int:
     """The largest P whose Newton step fits in ``usable_bytes`` by :func:`newton_bytes`."""
-    p = int(math.isqrt(usable_bytes // (2 * element_bytes)))
+    p = int(math.isqrt(int(usable_bytes / (NEWTON_P2_FACTOR * element_bytes))))
     while newton_bytes(p + 1, element_bytes) <= usable_bytes:
         p += 1
     while p > 0 and newton_bytes(p, element_bytes) > usable_bytes:
@@ -63,7 +63,96 @@ def analyse(frame: pd.DataFrame) -> dict[str, Any]:
                  "first_not_run": (newton_not.sort_values("params").iloc[0][
                      ["params", "status", "reason"]].to_dict() if len(newton_not) else None)},
         "extrapolation": extrap, "measured_at_target": measured_target,
+        "extrapolation_table": extrapolation_table(frame),
+        "solve_slopes": local_slopes(frame, "solve"),
     }
+
+
+def wall_table(frame: pd.DataFrame, info: dict[str, Any],
+               peaks: list[dict[str, Any]] = ()) -> pd.DataFrame:
+    """The Newton wall and the memory facts behind it (table ``newton_wall``): the model's
+    wall on the measuring machine, the largest measured step, and each isolated peak
+    measurement as a multiple of P²·4 bytes beside the model's multiple."""
+    w = info["wall"]
+    rows = [{"quantity": "newton wall (memory model)", "params": w["predicted_params"],
+             "bytes": w["usable_bytes"], "p2_multiple": None,
+             "model_p2_multiple": NEWTON_P2_FACTOR},
+            {"quantity": "largest measured newton_step", "params": w["measured_max_params"],
+             "bytes": None, "p2_multiple": None, "model_p2_multiple": None}]
+    for r in peaks:
+        p = int(r["params"])
+        model = {"hessian": 1 + block_budget(p) / (p * p), "solve": 2.0,
+                 "newton_step": newton_bytes(p) / (4.0 * p * p)}[r["op"]]
+        rows.append({"quantity": f"{r['op']} host peak (fresh process)", "params": p,
+                     "bytes": r["peak_p2"] * 4.0 * p * p, "p2_multiple": r["peak_p2"],
+                     "model_p2_multiple": model})
+    return pd.DataFrame(rows)
+
+
+def _largest(ok: pd.DataFrame, op: str) -> tuple[int, float] | None:
+    g = ok[ok["op"] == op].sort_values("params")
+    return (int(g["params"].iloc[-1]), float(g["median_s"].iloc[-1])) if len(g) else None
+
+
+def local_slopes(frame: pd.DataFrame, op: str) -> list[tuple[int, float]]:
+    """d log t / d log P between consecutive measured points of ``op``: (upper P, slope)."""
+    g = frame[(frame["status"] == "ok") & (frame["op"] == op)].sort_values("params")
+    pts = list(zip(g["params"], g["median_s"], strict=True))
+    return [(int(b[0]), math.log(b[1] / a[1]) / math.log(b[0] / a[0]))
+            for a, b in zip(pts, pts[1:], strict=False)]
+
+
+def extrapolation_table(frame: pd.DataFrame, p_target: int = TARGET_SPEC.num_params
+                        ) -> pd.DataFrame:
+    """Seconds of the Hessian, the dense solve and a Newton step at ``p_target``, each by a
+    physically grounded model and by the fitted power law, side by side (one row each:
+    quantity, seconds, kind, method). Physical models:
+
+    * Hessian = P HVPs at the HVP time measured at ``p_target`` (an upper bound: vmap
+      batches the HVPs), and that bound scaled by vmap's measured advantage
+      (Hessian / (P·HVP)) at the largest measured point;
+    * solve = P³/3 flop at the dense-solve rate measured at its largest point (the rate
+      still climbs there, so this is a lower bound on the rate's ceiling: an upper bound
+      in time only if the rate keeps rising);
+    * Newton step = Hessian + solve of the same kind.
+    """
+    ok = frame[frame["status"] == "ok"]
+    rows: list[dict[str, Any]] = []
+
+    def add(quantity: str, seconds: float, kind: str, method: str) -> None:
+        rows.append({"quantity": quantity, "seconds": seconds, "kind": kind,
+                     "method": method, "params": p_target})
+
+    fits = {op: fit_power_law(list(zip(g["params"], g["median_s"], strict=True)))
+            for op, g in ok.groupby("op")}
+    for op in ("hessian", "solve", "newton_step"):
+        if fits.get(op):
+            k = fits[op][0]
+            add(op, predict(fits[op], p_target), "fitted power law",
+                f"P^{k:.2f} through the {fits[op][3]} largest measured points")
+    hvp_target = ok[(ok["op"] == "hvp_fwdrev") & (ok["params"] == p_target)]["median_s"]
+    hess, hvp = _largest(ok, "hessian"), None
+    phys: dict[str, list[tuple[float, str]]] = {"hessian": [], "solve": []}
+    if len(hvp_target):
+        t_hvp = float(hvp_target.iloc[0])
+        phys["hessian"].append((p_target * t_hvp, "P x HVP measured at the target (loop)"))
+        hvp = ok[(ok["op"] == "hvp_fwdrev")].set_index("params")["median_s"]
+        if hess and hess[0] in hvp.index:
+            adv = hess[1] / (hess[0] * float(hvp[hess[0]]))
+            phys["hessian"].append((adv * p_target * t_hvp, f"P x HVP at the target x vmap's "
+                                    f"measured Hessian/(P·HVP) = {adv:.3f} at P={hess[0]:,}"))
+    solve = _largest(ok, "solve")
+    if solve:
+        rate = solve[0] ** 3 / 3 / solve[1]
+        phys["solve"].append((p_target**3 / 3 / rate, f"P³/3 flop at {rate / 1e9:.1f} GFLOP/s "
+                              f"measured at P={solve[0]:,}"))
+    for op, items in phys.items():
+        for seconds, method in items:
+            add(op, seconds, "physical model", method)
+    for h_s, h_m in phys["hessian"]:
+        for s_s, _ in phys["solve"]:
+            add("newton_step", h_s + s_s, "physical model", f"hessian ({h_m}) + solve")
+    return pd.DataFrame(rows, columns=["quantity", "seconds", "kind", "method", "params"])
 
 
 def report_text(analysis: dict[str, Any]) -> str:
@@ -80,13 +169,26 @@ def report_text(analysis: dict[str, Any]) -> str:
                      and not pd.isna(r[c])]
             lines.append(f"  P={int(r['params']):>10,}: " + ", ".join(parts))
     w = analysis["wall"]
-    lines.append(f"Newton wall: predicted P <= {format_count(w['predicted_params'])} (Hessian "
-                 f"+ factor in {format_bytes(w['usable_bytes'])} of the measuring machine); "
+    lines.append(f"Newton wall: predicted P <= {format_count(w['predicted_params'])} (Hessian, "
+                 f"factor and blocks, {NEWTON_P2_FACTOR:g}·P²·4 B, in "
+                 f"{format_bytes(w['usable_bytes'])} of the measuring machine); "
                  f"largest measured Newton step: P = {w['measured_max_params'] or 0:,}")
     if w["first_not_run"]:
         f = w["first_not_run"]
         lines.append(f"  first Newton step not run: P = {int(f['params']):,} ({f['status']}: "
                      f"{f['reason']})")
+    table = analysis.get("extrapolation_table")
+    if table is not None and len(table):
+        lines.append("extrapolation to P = 9,111,001 (range over methods):")
+        for q, g in table.groupby("quantity", sort=False):
+            lines.append(f"  {q:<12} {human_seconds(g['seconds'].min())} .. "
+                         f"{human_seconds(g['seconds'].max())}")
+            for _, r in g.iterrows():
+                lines.append(f"    {human_seconds(r['seconds']):>12}  {r['kind']}: "
+                             f"{r['method']}")
+    if analysis.get("solve_slopes"):
+        lines.append("dense solve local slope d log t / d log P: " + ", ".join(
+            f"{k:.2f} (to P={p:,})" for p, k in analysis["solve_slopes"]))
     e = analysis["extrapolation"]
     lines.append(f"P = {e['params']:,} ({e['label']}):")
     lines.append(f"  Newton step memory {format_bytes(e['newton_bytes'])}")
@@ -103,12 +205,19 @@ def per_cost_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
     ``{"newton_loses_from_params": P or None}``: the smallest P at which exact Newton's median
     time to target exceeds the best first-order method's (or Newton misses the target)."""
     runs = runs.copy()
-    runs["grad_equiv_to_target"] = runs["grad_equiv"].where(runs["status"] == "target")
+    hit = runs["status"] == "target"
+    runs["grad_equiv_to_target"] = runs["grad_equiv"].where(hit)
+    counts = [c for c in ("closure_calls", "forward_calls", "hvps", "hessians") if c in runs]
+    for c in counts:
+        runs[c] = runs[c].where(hit)
+    ratios = [c for c in ("forward_ratio", "hvp_ratio", "hessian_ratio") if c in runs]
     per = runs.groupby(["params", "optimizer"]).agg(
-        width=("width", "first"), hvp_ratio=("hvp_ratio", "first"),
+        width=("width", "first"), **{c: (c, "first") for c in ratios},
         success=("status", lambda s: (s == "target").mean()),
         steps=("steps_to_target", "median"), time_s=("time_to_target", "median"),
+        time_iqr_s=("time_to_target", lambda t: t.quantile(0.75) - t.quantile(0.25)),
         grad_equiv=("grad_equiv_to_target", "median"),
+        **{c: (c, "median") for c in counts},
         final_loss=("final_loss", "median")).reset_index()
     loses = None
     for p, g in per.groupby("params"):

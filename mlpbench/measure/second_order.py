@@ -20,6 +20,11 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, jvp, vjp, vmap
 
+#: activation-sized tensors one vmapped forward-over-reverse HVP keeps alive per row
+#: (primal and tangent of pre- and post-activations, and their cotangents; measured, see
+#: tests/test_newton_memory.py)
+DUAL_FACTOR = 8
+
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -70,12 +75,31 @@ def hvp_revrev(f: Callable, theta: torch.Tensor, v: torch.Tensor) -> torch.Tenso
 
 
 def hessian_vmap(f: Callable, theta: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
-    """Dense P×P Hessian: vmapped forward-over-reverse HVPs on the identity's columns.
+    """Dense P×P Hessian: vmapped forward-over-reverse HVPs on the identity's rows.
 
-    ``chunk_size`` bounds how many HVPs run at once (memory ∝ chunk × activations).
+    The result is preallocated and filled ``chunk_size`` rows at a time (default: all P at
+    once), so besides the P² result only one block of unit vectors and its HVPs live at a
+    time: extra memory ∝ chunk × (2P + the batch's dual activations).
     """
-    eye = torch.eye(theta.numel(), dtype=theta.dtype, device=theta.device)
-    return vmap(lambda v: hvp_fwdrev(f, theta, v), chunk_size=chunk_size)(eye)
+    p = theta.numel()
+    chunk = min(p, chunk_size or p)
+    out = torch.empty(p, p, dtype=theta.dtype, device=theta.device)
+    batched = vmap(lambda v: hvp_fwdrev(f, theta, v))
+    for start in range(0, p, chunk):
+        rows = min(chunk, p - start)
+        block = torch.zeros(rows, p, dtype=theta.dtype, device=theta.device)
+        block[torch.arange(rows), torch.arange(start, start + rows)] = 1
+        out[start:start + rows] = batched(block)
+        del block
+    return out
+
+
+def hessian_chunk(num_params: int, dual_elements: int, budget_elements: int) -> int:
+    """Rows per block of :func:`hessian_vmap` so that the blocks' extra memory, about
+    ``chunk × (2P + DUAL_FACTOR × dual_elements)`` elements, stays within ``budget_elements``
+    (at least 1). ``dual_elements`` is the batch's activation count (batch × units)."""
+    per_row = 2 * num_params + DUAL_FACTOR * dual_elements
+    return int(max(1, min(num_params, budget_elements // max(per_row, 1))))
 
 
 def hessian_loop(f: Callable, theta: torch.Tensor) -> torch.Tensor:

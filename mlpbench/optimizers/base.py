@@ -23,10 +23,12 @@ class Counters:
 
     closure_calls: int = 0  # forward + backward passes on a batch
     samples: int = 0  # samples seen by those passes (grad_evals = samples / n_train)
-    forward_samples: int = 0  # samples through forward-only passes (line searches)
-    hvps: int = 0  # Hessian-vector products, each on a batch
+    forward_evals: int = 0  # forward-only passes on a batch (f(θ), line-search trials)
+    forward_samples: int = 0  # samples through those passes
+    hvps: int = 0  # Hessian-vector products on a batch (not those inside a dense Hessian)
     hvp_samples: int = 0
-    hessians: int = 0  # dense Hessians built
+    hessians: int = 0  # dense Hessians built on a batch (vmapped HVPs, costed as measured)
+    hessian_samples: int = 0
 
 
 @dataclass

@@ -82,6 +82,15 @@ class RunResult:
     time_to_target: float
     grad_evals_to_target: float
     trajectory: pd.DataFrame
+    # raw work counts (each on one batch): forward+backward passes, forward-only passes,
+    # Hessian-vector products, dense Hessians; and the last three in full-batch units
+    closure_calls: int = 0
+    forward_calls: int = 0
+    hvps: int = 0
+    hessians: int = 0
+    forward_evals: float = 0.0
+    hvp_evals: float = 0.0
+    hessian_evals: float = 0.0
 
     def summary(self) -> dict:
         row = asdict(self)
@@ -110,6 +119,15 @@ class _Minibatches:
         return idx
 
 
+#: the trajectory's work columns, in full-batch units (samples / n_train)
+WORK_COLUMNS = ("grad_evals", "forward_evals", "hvp_evals", "hessian_evals")
+
+
+def _work(counters: Counters, n: int) -> tuple[float, float, float, float]:
+    return (counters.samples / n, counters.forward_samples / n, counters.hvp_samples / n,
+            counters.hessian_samples / n)
+
+
 def _numeric_failure(exc: BaseException) -> bool:
     """Whether an optimizer's exception means the iterate left the floating-point range."""
     text = str(exc).lower()
@@ -128,12 +146,13 @@ def run(workload: Workload, optimizer: str, *, seed: int = 0, budget: Budget = B
     counters = Counters()
     n = workload.n_train
     loss0, test0 = workload.losses(model)
-    rows = [(0, 0.0, 0.0, 0.0, loss0, test0)]
+    target = workload.target_for(loss0)
+    rows = [(0, 0.0, 0.0, 0.0, 0.0, 0.0, loss0, test0)]
     best, best_at, clock, status = loss0, 0, 0.0, "budget"
     step = 0
     if not math.isfinite(loss0):
         status = "diverged"
-    elif loss0 <= workload.target_loss:
+    elif loss0 <= target:
         status = "target"
     objective = Objective(model, workload.x_train, workload.y_train, workload.loss_fn, counters)
     cuda = device.type == "cuda"
@@ -150,8 +169,7 @@ def run(workload: Workload, optimizer: str, *, seed: int = 0, budget: Budget = B
             if not _numeric_failure(exc):
                 raise
             status = "diverged"  # e.g. a step size that overflows fp32
-            rows.append((step + 1, clock, counters.samples / n, counters.hvp_samples / n,
-                         math.nan, math.nan))
+            rows.append((step + 1, clock, *_work(counters, n), math.nan, math.nan))
             break
         if cuda:
             synchronize(device)
@@ -161,10 +179,10 @@ def run(workload: Workload, optimizer: str, *, seed: int = 0, budget: Budget = B
             continue
         loss, test = workload.losses(model)
         evals = counters.samples / n
-        rows.append((step, clock, evals, counters.hvp_samples / n, loss, test))
+        rows.append((step, clock, *_work(counters, n), loss, test))
         if not math.isfinite(loss) or loss > DIVERGE_FACTOR * max(loss0, 1e-12):
             status = "diverged"
-        elif loss <= workload.target_loss:
+        elif loss <= target:
             status = "target"
         elif loss < best * (1 - settings.stall_tol):
             best, best_at = loss, len(rows)
@@ -172,18 +190,21 @@ def run(workload: Workload, optimizer: str, *, seed: int = 0, budget: Budget = B
             status = "converged"
         if clock > budget.max_seconds or evals > budget.max_grad_evals:
             break
-    traj = pd.DataFrame(rows, columns=["step", "time_s", "grad_evals", "hvp_evals",
-                                       "train_loss", "test_loss"])
+    traj = pd.DataFrame(rows, columns=["step", "time_s", *WORK_COLUMNS, "train_loss",
+                                       "test_loss"])
     last = traj.iloc[-1]
     hit = status == "target"
     return RunResult(
         workload=workload.name, optimizer=str(chosen), seed=seed, device=str(device),
         status=status, steps=int(last["step"]), time_s=float(last["time_s"]),
         grad_evals=float(last["grad_evals"]), final_loss=float(last["train_loss"]),
-        final_test_loss=float(last["test_loss"]), target_loss=workload.target_loss,
+        final_test_loss=float(last["test_loss"]), target_loss=target,
         steps_to_target=float(last["step"]) if hit else math.nan,
         time_to_target=float(last["time_s"]) if hit else math.nan,
         grad_evals_to_target=float(last["grad_evals"]) if hit else math.nan,
-        trajectory=traj)
+        trajectory=traj, closure_calls=counters.closure_calls,
+        forward_calls=counters.forward_evals, hvps=counters.hvps, hessians=counters.hessians,
+        forward_evals=float(last["forward_evals"]), hvp_evals=float(last["hvp_evals"]),
+        hessian_evals=float(last["hessian_evals"]))
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -36,20 +35,14 @@ from mlpbench.devices import (
 from mlpbench.errors import UsageError
 from mlpbench.fits import fit_power_law, predict
 from mlpbench.measure.memory import cuda_peak, guarded, host_peak, over_budget
-from mlpbench.measure.second_order import (
-    flat_loss,
-    gradient,
-    hessian_vmap,
-    hvp_fwdrev,
-    hvp_revrev,
-)
+from mlpbench.measure.second_order import hessian_chunk
 from mlpbench.measure.timing import Measurement, TimerConfig, measure
 from mlpbench.models import build_torch
 from mlpbench.optimizers import memory_model
-from mlpbench.optimizers.newton import Newton, NewtonCG, newton_bytes, require_newton_fits
-from mlpbench.problems.workloads import mse
+from mlpbench.optimizers.newton import block_budget, newton_bytes, require_newton_fits
 from mlpbench.results import RunFolder
 from mlpbench.spec import TARGET_SPEC, MLPSpec
+from mlpbench.studies.newton_cost_ops import TimedOp, timed_op
 
 KIND = "newton_cost"
 OPERATIONS = ("grad", "hvp_fwdrev", "hvp_revrev", "hessian", "solve", "newton_step",
@@ -112,7 +105,7 @@ def predicted_op_bytes(spec: MLPSpec, op: str, batch: int, element: int = 4) -> 
     if op in ("hvp_fwdrev", "hvp_revrev", "newton_cg_step"):
         return 2 * base + 6 * p * element  # dual numbers double the graph; CG vectors
     if op == "hessian":
-        return p * p * element + base
+        return p * p * element + block_budget(p) * element + base
     if op == "solve":
         return newton_bytes(p, element)
     if op == "newton_step":
@@ -121,44 +114,18 @@ def predicted_op_bytes(spec: MLPSpec, op: str, batch: int, element: int = 4) -> 
 
 
 def operation_callable(op: str, spec: MLPSpec, model, x, y, cfg: CostConfig,
-               state: dict[str, Any]) -> Callable[[], Any]:
-    """A callable performing one ``op`` on the model and batch."""
-    f, theta = flat_loss(model, mse, x, y)
-    v = torch.randn(theta.shape, generator=torch.Generator().manual_seed(1)).to(theta)
-    if op == "grad":
-        return lambda: gradient(f, theta)
-    if op == "hvp_fwdrev":
-        return lambda: hvp_fwdrev(f, theta, v)
-    if op == "hvp_revrev":
-        return lambda: hvp_revrev(f, theta, v)
-    if op == "hessian":
-        return lambda: hessian_vmap(f, theta, chunk_size=state.get("chunk"))
-    if op == "solve":
-        h = hessian_vmap(f, theta, chunk_size=state.get("chunk"))
-        h = h + 1e-3 * torch.eye(h.shape[0], dtype=h.dtype, device=h.device)
-        g = gradient(f, theta).unsqueeze(1)
-        return lambda: torch.linalg.solve(h, g)
-    from mlpbench.optimizers import make_optimizer
-    from mlpbench.optimizers.base import Objective
-
-    obj = Objective(model, x, y, mse)
-    if op == "newton_step":
-        opt = Newton(model, damping=1e-3, line_search=False)
-    elif op == "newton_cg_step":
-        opt = NewtonCG(model, cg_iters=cfg.cg_iters, cg_tol=0.0, line_search=False)
-    else:
-        opt = make_optimizer("sgd[lr=1e-6,batch=full]" if op == "sgd_step"
-                             else "adam[lr=1e-6,batch=full]", model)
-    return lambda: opt.step(obj)
+                       state: dict[str, Any]) -> TimedOp:
+    """The :class:`~mlpbench.studies.newton_cost_ops.TimedOp` performing one ``op`` on a frozen
+    problem (the model's parameters are restored before every timed call)."""
+    return timed_op(op, model, x, y, cfg.cg_iters, state.get("chunk"))
 
 
-def _hessian_chunk(spec: MLPSpec, cfg: CostConfig, usable: int) -> int:
-    """HVPs per vmap chunk: the batch of dual activations may use a quarter of the free
-    memory left after the Hessian itself."""
+def _hessian_chunk(spec: MLPSpec, batch: int) -> int:
+    """Rows per vmapped Hessian block, sized as the Newton optimizer sizes them
+    (:func:`mlpbench.optimizers.newton.hessian_block`)."""
     p = spec.num_params
-    per_hvp = 6 * cfg.batch * spec.activation_elements() * 4 + 3 * p * 4
-    spare = max(usable - p * p * 4, usable // 8) // 4
-    return int(max(1, min(p, spare // max(per_hvp, 1))))
+    units = spec.depth * spec.width + spec.output_dim
+    return hessian_chunk(p, batch * units, block_budget(p))
 
 
 def run_cost_study(cfg: CostConfig = CostConfig(), out: str | os.PathLike | None = None, *,
@@ -201,7 +168,7 @@ def _study_rows(cfg: CostConfig, device, rows: list[dict], save, progress: bool)
             gen = torch.Generator().manual_seed(cfg.seed)
             x = torch.randn(cfg.batch, spec.input_dim, generator=gen).to(device)
             y = torch.randn(cfg.batch, spec.output_dim, generator=gen).to(device)
-            state = {"chunk": cfg.hessian_chunk or _hessian_chunk(spec, cfg, usable)}
+            state = {"chunk": cfg.hessian_chunk or _hessian_chunk(spec, cfg.batch)}
             for op in cfg.operations:
                 bar.update()
                 if (p, op) in done:
@@ -234,33 +201,39 @@ def _run_op(op, spec, x, y, cfg, state, usable, timed, device) -> dict[str, Any]
                 f"(fitted P^{fit[0]:.2f}) > {cfg.max_op_seconds:g} s limit"}
     model = build_torch(spec, seed=cfg.seed, device=device)
     with guarded(device) as outcome, cuda_peak(device) as cbox, host_peak() as hbox:
-        fn = operation_callable(op, spec, model, x, y, cfg, state)
-        m = _measure_op(fn, device, cfg)
+        timed_fn = operation_callable(op, spec, model, x, y, cfg, state)
+        m = _measure_op(timed_fn, device, cfg)
     if not outcome.ok:
         return outcome.as_row()
-    out = {**m.as_dict(), "host_peak_bytes": hbox[0]}
+    # host peak of the whole measurement (setup included) as a multiple of P²·4 bytes; a
+    # lower bound (memory freed by earlier points is reused without raising RSS)
+    out = {**m.as_dict(), "host_peak_bytes": hbox[0], "peak_p2": hbox[0] / (4.0 * p * p),
+           **timed_fn.extra()}
     if cbox[0] is not None:
         out.update(cuda_peak_allocated=cbox[0].allocated, cuda_peak_reserved=cbox[0].reserved)
     return out
 
 
-def _timed_call(fn, device) -> float:
+def _timed_call(op: TimedOp, device) -> float:
+    if op.setup is not None:
+        op.setup()
     synchronize(device)
     start = time.perf_counter()
-    fn()
+    op.fn()
     synchronize(device)
     return time.perf_counter() - start
 
 
-def _measure_op(fn, device, cfg: CostConfig):
+def _measure_op(op: TimedOp, device, cfg: CostConfig):
     """Slow operations (> 1 s per call) keep one sample: the second call, since the first
     pays one-time start-up costs (kernel selection, torch.func tracing); fast ones go
-    through :func:`measure` (warm-up, then samples to budget)."""
-    if _timed_call(fn, device) > 1.0:
-        second = _timed_call(fn, device)
+    through :func:`measure` (warm-up, then samples to budget). Every call starts from the
+    same parameters (``op.setup``, off the clock)."""
+    if _timed_call(op, device) > 1.0:
+        second = _timed_call(op, device)
         if second > 1.0:
             return Measurement(times=(second,), warnings=("single sample (slow operation)",))
-    return measure(fn, device=device, config=cfg.timer)
+    return measure(op.fn, device=device, config=cfg.timer, setup=op.setup)
 
 
 #: the operations each ``--method`` of ``mlpbench newton-cost`` measures
