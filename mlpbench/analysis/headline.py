@@ -111,12 +111,15 @@ def newton_facts(cost: pd.DataFrame) -> list[Fact]:
         if len(fits) and {"hessian", "solve"} <= set(fits["op"]):
             pmax = int(fits[fits["op"].isin(["hessian", "solve"])]["p_max"].max())
             span = f", {e['params'] / pmax:,.0f}× beyond the largest fitted P ({pmax:,})"
-        step = e.get("newton_step_from_parts_s")
+        table = info.get("extrapolation_table")
+        steps = (table[table["quantity"] == "newton_step"]["seconds"].dropna()
+                 if table is not None and len(table) else pd.Series(dtype=float))
+        when = (f" and {human_seconds(steps.min())} to {human_seconds(steps.max())} — the range "
+                f"over the physical model and the fitted power law (EXTRAPOLATED{span})"
+                if len(steps) else "")
         facts.append(_fact(mid, dev, "10^7 extrapolation",
                            f"P = {e['params']:,}: a Newton step needs "
-                           f"{format_bytes(e['newton_bytes'])}"
-                           + (f" and ≈ {human_seconds(step)} (EXTRAPOLATED{span})" if step
-                              else ""), "newton"))
+                           f"{format_bytes(e['newton_bytes'])}{when}", "newton"))
     return facts
 
 
