@@ -8,18 +8,17 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+
+from mlpbench.report.style import axes_or_new  # noqa: E402
 
 PALETTE = "colorblind"
 
 
 def _ax(ax, size=(7.5, 4.0)):
-    if ax is None:
-        _, ax = plt.subplots(figsize=size, layout="constrained")
-    return ax
+    return axes_or_new(ax, size)
 
 
 def _legend_out(ax) -> None:

@@ -35,6 +35,14 @@ def series_style(i: int) -> dict:
             "linestyle": DASHES[i % len(DASHES)]}
 
 
+def axes_or_new(ax, size=(7.5, 4.2)):
+    """``ax``, or a new constrained-layout Axes of ``size`` inches (for figure functions that
+    take ``ax=None``, the seaborn convention)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=size, layout="constrained")
+    return ax
+
+
 def new_axes(size=(8.5, 4.2), ncols: int = 1, nrows: int = 1, *,
              margins: tuple[float, float, float, float] = (0.85, 0.2, 0.6, 0.4), **kw):
     """A figure with fixed margins in inches ``(left, right, bottom, top)`` (constrained
