@@ -2,6 +2,7 @@
 
 from mlpbench.measure.peak import get_peak
 from mlpbench.measure.timing import TimerConfig, measure
+from mlpbench.problems.modes import inductor_cache_dir, skip_reason
 from mlpbench.problems.phases import make_bench, phase_callable, phase_flops, predicted_bytes
 from mlpbench.spec import MLPSpec
 
@@ -9,6 +10,7 @@ from .common import (
     DEVICES,
     REPEAT,
     WARMUP,
+    Skip,
     cached_state,
     device_or_skip,
     set_threads_from_env,
@@ -96,6 +98,38 @@ class TrainStep:
 
     def peakmem_step(self, *args):
         _train_step(*args)()
+
+
+@cached_state
+def _mode_call(device, mode, width, phase):
+    dev = device_or_skip(device)
+    reason = skip_reason(mode, "fp32", dev, "torch")
+    if reason:
+        raise Skip(reason)
+    inductor_cache_dir()  # compiled kernels cached on disk between processes and runs
+    spec = MLPSpec(100, width, 2)
+    skip_if_too_big(predicted_bytes(spec, phase, "fp32", ModeStep.batch), dev)
+    bench = make_bench(spec, batch=ModeStep.batch, device=dev, mode=mode)
+    call = synced(phase_callable(bench, phase)[0], dev)
+    call()  # compiles in a compiled mode (asv's warm-up); every timed call is warm
+    return call
+
+
+class ModeStep:
+    """Inference and the SGD training step per execution mode (``eager``; ``compile``:
+    ``torch.compile``, inductor; ``cudagraphs``: CUDA only, skipped elsewhere), d=100, L=2,
+    batch 256. The one-off compile falls in the first call, before timing; its cost is in
+    the sweep's ``compile_s`` (``mlpbench sweep --modes eager,compile``)."""
+
+    params = (DEVICES, ["eager", "compile", "cudagraphs"], [64, 1000], ["infer", "train_sgd"])
+    param_names = ["device", "mode", "width", "phase"]
+    repeat = REPEAT
+    warmup_time = WARMUP
+    timeout = 900
+    batch = 256
+
+    def time_call(self, *args):
+        _mode_call(*args)()
 
 
 class Throughput:

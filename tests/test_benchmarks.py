@@ -105,3 +105,18 @@ def test_every_cpu_method_runs_once_on_a_small_point():
     bench_newton.NewtonCost().time_op("cpu", "grad", 16)
     with pytest.raises(NotImplementedError, match="MLPBENCH_FULL"):
         bench_newton.NewtonCost().time_op("cpu", "hessian", 128)
+
+
+def test_mode_step_runs_each_mode_and_skips_cudagraphs_on_cpu(monkeypatch, tmp_path):
+    import mlpbench.problems.modes as modes
+
+    monkeypatch.setattr(modes, "BACKEND", "eager")  # dynamo without inductor: fast
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    step = bench_hardware.ModeStep()
+    for mode in ("eager", "compile"):
+        for phase in ("infer", "train_sgd"):
+            step.time_call("cpu", mode, 64, phase)
+            step.time_call("cpu", mode, 64, phase)  # the cached (compiled) state again
+    if not torch.cuda.is_available():
+        with pytest.raises(Skip, match="cudagraphs: CUDA graphs need a CUDA device"):
+            step.time_call("cpu", "cudagraphs", 64, "infer")
