@@ -101,6 +101,15 @@ def minima(out: str | os.PathLike, cfg, *, resume: bool = False, log=print) -> s
     return f"{len(runs)} runs in {out}"
 
 
+def _reference_sweep(parts: tuple[str, ...]) -> bool:
+    """Whether a committed table belongs in the reference report (not a modes-study repeat
+    other than the default preset's)."""
+    if "modes" not in parts:
+        return True
+    rest = parts[parts.index("modes") + 1:]
+    return len(rest) == 1 or rest[0] == "preset"
+
+
 def reference_results() -> tuple[str | None, list[str]]:
     """The committed reference results: ``$MLPBENCH_RESULTS``, else ``results/`` beside the
     package (a source checkout). Returns (asv results folder or None, run folders)."""
@@ -111,10 +120,12 @@ def reference_results() -> tuple[str | None, list[str]]:
     from mlpbench.results import KINDS
 
     for root in candidates:
-        # folders holding a known table; the execution-mode study's per-repeat sweeps are
-        # summarised in its own tables (runs/<machine>/modes/*.csv), not shown as sweeps
+        # folders holding a known table, and regression-gate verdicts (gate.json). The
+        # execution-mode studies' per-repeat sweeps are summarised in their own tables
+        # (runs/<machine>/modes/modes_*.csv); only the default preset's repeats are sweeps
         runs = sorted({str(p.parent) for p in root.glob("runs/**/*.csv")
-                       if p.stem in KINDS and "modes" not in p.relative_to(root).parts})
+                       if p.stem in KINDS and _reference_sweep(p.relative_to(root).parts)}
+                      | {str(p.parent) for p in root.glob("regress/**/gate.json")})
         asv = root / "asv"
         if runs or asv.is_dir():
             return (str(asv) if asv.is_dir() else None), runs

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlpbench.analysis.modes import compile_speedup, precision_speedup, thread_scaling
+from mlpbench.analysis.modes import over_runs
 from mlpbench.measure.timing import TimerConfig
+from mlpbench.problems.modes import inductor_cache_dir
 from mlpbench.results import read_table
 from mlpbench.studies.sweep import SweepConfig, preset, run_sweep
 
@@ -59,8 +60,8 @@ def run_study(name: str, reps: int, out: Path) -> None:
         if any(e["rep"] == k and e.get("finished") for e in log):
             continue
         entry = {"rep": k, "loadavg_before": os.getloadavg(),
-                 "inductor_cache_existed": (Path(os.environ.get("MLPBENCH_CACHE", ""))
-                                            / "inductor").is_dir(),
+                 "inductor_cache_existed": Path(inductor_cache_dir()).is_dir()
+                 and any(Path(inductor_cache_dir()).iterdir()),
                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         start = time.perf_counter()
         run_sweep(cfg, folder, resume=folder.exists(), progress=False)
@@ -82,40 +83,26 @@ def load_reps(out: Path, name: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-#: per study: the analysis, the compared axis, and the value columns summarised over reps
-ANALYSES = {"compile": (compile_speedup, "mode", ("speedup", "compile_s", "first_call_s")),
-            "preset": (compile_speedup, "mode", ("speedup", "compile_s")),
-            "precision": (precision_speedup, "dtype", ("speedup", "peak_fraction", "gflops")),
-            "threads": (thread_scaling, "threads", ("speedup", "efficiency"))}
-GROUP = ("phase", "params", "input_dim", "width", "depth", "batch", "dtype", "mode", "threads",
-         "framework")
+#: per study: the comparison of :func:`mlpbench.analysis.modes.over_runs` it makes
+ANALYSES = {"compile": "compile", "preset": "compile", "precision": "precision",
+            "threads": "threads"}
 
 
 def summarize_study(out: Path, name: str) -> pd.DataFrame | None:
-    """Per-rep comparison rows, then median / min / max over reps of each value."""
-    fn, _, values = ANALYSES[name]
+    """The study's comparison within each rep, then median / min / max over reps (and the
+    first rep's value: compile time with a cold inductor cache) -> ``modes_<name>.csv``."""
     frame = load_reps(out, name)
     if frame.empty:
         return None
-    per_rep = pd.concat([fn(g).assign(rep=r) for r, g in frame.groupby("rep")],
-                        ignore_index=True)
-    per_rep.to_csv(out / f"{name}_per_rep.csv", index=False)
-    keys = [k for k in GROUP if k in per_rep]
-    agg = {"reps": ("rep", "nunique"), "base_median_s": ("base_median_s", "median"),
-           "median_s": ("median_s", "median")}
-    for v in values:
-        agg.update({v: (v, "median"), f"{v}_min": (v, "min"), f"{v}_max": (v, "max")})
-    if "compile_s" in values:  # rep 1 ran with a cold inductor cache, later reps warm
-        agg["compile_s_rep1"] = ("compile_s_rep1", "max")
-        per_rep["compile_s_rep1"] = per_rep["compile_s"].where(per_rep["rep"] == 1)
-    table = per_rep.groupby(keys, dropna=False).agg(**agg).reset_index()
-    table.to_csv(out / f"{name}.csv", index=False)
+    table = over_runs(frame, ANALYSES[name], by="rep")
+    table.to_csv(out / f"modes_{name}.csv", index=False)
     return table
 
 
 def roofline(out: Path) -> None:
-    """From machine.json (1 thread): ridge point and memory-bound widths -> roofline.csv; the
-    compile study's eager rows on the roofline -> roofline_points.csv."""
+    """From machine.json (1 thread): ridge point and memory-bound widths ->
+    modes_roofline.csv; the compile study's eager rows on the roofline ->
+    modes_roofline_points.csv."""
     from mlpbench.analysis.roofline import memory_bound_below_width, ridge, roofline_table
 
     path = out / "machine.json"
@@ -124,26 +111,29 @@ def roofline(out: Path) -> None:
     rows = [r for r in json.loads(path.read_text())["measurements"] if r["threads"] == 1]
     peaks = {r["mode"]: r["gflops"] for r in rows if r["mode"] != "bandwidth"}
     bw = next(r["gbs"] for r in rows if r["mode"] == "bandwidth")
-    table = [{"dtype": dt, "peak_gflops": pk, "bandwidth_gbs": bw, "ridge_flop_per_byte":
+    mid = json.loads(path.read_text())["hardware"].get("machine_id", "unknown")
+    table = [{"machine_id": mid, "dtype": dt, "peak_gflops": pk, "bandwidth_gbs": bw, "ridge_flop_per_byte":
               ridge(pk, bw), "phase": ph, "input_dim": 100, "depth": L, "batch": b,
               "memory_bound_below_width": memory_bound_below_width(ph, 100, L, b, pk, bw, dt)}
              for dt, pk in peaks.items() for ph in ("infer", "train_sgd", "train_adam")
              for L in (2, 10) for b in (1, 32, 256, 1024)]
-    pd.DataFrame(table).to_csv(out / "roofline.csv", index=False)
+    pd.DataFrame(table).to_csv(out / "modes_roofline.csv", index=False)
     frame = load_reps(out, "compile")
     if not frame.empty:
         eager = frame[(frame["mode"] == "eager")]
         points = roofline_table(eager, bw)
         cols = ["rep", "phase", "params", "width", "batch", "intensity", "gflops",
                 "peak_gflops", "attainable_gflops", "bound", "roof_fraction"]
-        points[cols].to_csv(out / "roofline_points.csv", index=False)
+        points[[*cols, "dtype"]].assign(bandwidth_gbs=bw, machine_id=mid).to_csv(
+            out / "modes_roofline_points.csv", index=False)
     print(pd.DataFrame(table).to_string(index=False))
 
 
 #: columns shown in tables.md per study (all columns stay in the CSVs)
 SHOW = {"compile": ["phase", "params", "reps", "base_median_s", "median_s", "speedup",
-                    "speedup_min", "speedup_max", "compile_s_rep1", "compile_s"],
-        "preset": ["phase", "params", "depth", "batch", "reps", "speedup", "compile_s_rep1"],
+                    "speedup_min", "speedup_max", "compile_s_first", "compile_s"],
+        "preset": ["framework", "phase", "params", "depth", "batch", "reps", "speedup",
+                   "compile_s_first", "compile_s"],
         "precision": ["phase", "dtype", "params", "reps", "base_median_s", "median_s", "speedup",
                       "speedup_min", "speedup_max", "peak_fraction", "gflops"],
         "threads": ["phase", "params", "threads", "reps", "base_median_s", "median_s",
@@ -156,13 +146,13 @@ def summarize(out: Path) -> None:
     for name in ANALYSES:
         table = summarize_study(out, name)
         if table is not None:
-            print(f"== {name} -> {out / f'{name}.csv'}")
+            print(f"== {name} -> {out / f'modes_{name}.csv'}")
             print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-            parts += [f"## {name} ({name}.csv)\n",
+            parts += [f"## {name} (modes_{name}.csv)\n",
                       table[SHOW[name]].to_markdown(index=False, floatfmt=".4g"), ""]
-    if (out / "roofline.csv").exists():
-        parts += ["## roofline (roofline.csv)\n",
-                  pd.read_csv(out / "roofline.csv").to_markdown(index=False, floatfmt=".4g")]
+    if (out / "modes_roofline.csv").exists():
+        parts += ["## roofline (modes_roofline.csv)\n",
+                  pd.read_csv(out / "modes_roofline.csv").to_markdown(index=False, floatfmt=".4g")]
     (out / "tables.md").write_text("\n".join(parts) + "\n")
     for name in ANALYSES:
         log = out / name / "runs.json"

@@ -213,10 +213,15 @@ def test_sweep_cli_modes_column(tmp_path, capsys):
 
 def test_figures_return_axes():
     base = dict(phase="infer", mode="compile", dtype="bf16", params=1000, speedup=1.2,
-                threads=2, efficiency=0.6, intensity=3.0, gflops=5.0)
+                speedup_min=0.9, speedup_max=1.4, threads=2, efficiency=0.6,
+                efficiency_min=0.5, efficiency_max=0.7, intensity=3.0, gflops=5.0, reps=3,
+                base_median_s=1.2e-3, median_s=1e-3, series="d=4, L=1, B=4", batch=4,
+                bound="memory", roof_fraction=0.5)
     data = pd.DataFrame([base, {**base, "params": 10_000, "intensity": 30.0}])
-    for ax in (fig_modes.compile_speedup(data), fig_modes.thread_efficiency(data),
-               fig_modes.precision_speedup(data),
-               fig_modes.roofline(data, peak_gflops=50.0, bandwidth_gbs=5.0)):
+    for axes in (fig_modes.speedup_panels(data), fig_modes.thread_efficiency(data),
+                 fig_modes.precision_bars(data),
+                 fig_modes.roofline(data, peak_gflops=50.0, bandwidth_gbs=5.0)):
+        ax = axes if isinstance(axes, matplotlib.axes.Axes) else axes[0]
         assert isinstance(ax, matplotlib.axes.Axes) and ax.get_ylabel()
+        assert ax.figure._hover  # every point has a tooltip
         ax.figure.clf()

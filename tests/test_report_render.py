@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from mlpbench.cli import main
+from mlpbench.jobs import reference_results
 from mlpbench.report import build_report
 
 ROOT = Path(__file__).resolve().parents[1] / "results"
@@ -50,13 +51,18 @@ def _second_machine(tmp: Path) -> tuple[Path, Path]:
     (box / "machine.json").write_text(json.dumps(
         {"machine": "second-box", "cpu": "Other CPU", "num_cpu": "8", "ram": str(64 * 2**30),
          "arch": "x86_64", "version": 1}))
-    for path in box.glob("*.json"):
+    for path in list(box.glob("*.json")):
         if path.name != "machine.json":
             data = json.loads(path.read_text())
             for res in data["results"].values():
                 res[0] = [v * 0.5 if isinstance(v, float) else v for v in res[0]] \
                     if isinstance(res[0], list) else res[0]
             path.write_text(json.dumps(data))
+            later = dict(data, commit_hash="f" * 40, date=data["date"] + 86_400_000)
+            for res in later["results"].values():  # a second commit: asv history
+                res[0] = [v * 1.25 if isinstance(v, float) else v for v in res[0]] \
+                    if isinstance(res[0], list) else res[0]
+            (box / f"ffffffff-{path.name.split('-', 1)[1]}").write_text(json.dumps(later))
     return other, asv
 
 
@@ -92,14 +98,19 @@ def _browser_checks(page: Path, tmp: Path) -> None:
 
 @pytest.mark.slow
 def test_committed_results(tmp_path):
-    page = build_report(ASV, [str(RUNS / k) for k in ("sweep", "converge")] + [str(NEWTON)],
-                        tmp_path / "ref.html")
+    asv, runs = reference_results()
+    assert str(RUNS / "sweep") in runs and str(NEWTON) in runs
+    page = build_report(asv, runs, tmp_path / "ref.html")
     html = page.read_text()
     _check_page(html)
     for needle in ("Summary", "fraction of peak", "Newton wall", "EXTRAPOLATED",
                    "fastest optimizer", "Wilson", "test loss", "Performance profile",
-                   "Bytes to train", "are one machine", "9,111,001"):
+                   "Bytes to train", "are one machine", "9,111,001", "torch.compile",
+                   "Parallel efficiency", "Roofline", "Verdicts of the gate"):
         assert needle in html, needle
+    for key in ("modes", "regressions", "minima", "distributed"):
+        section = html.split(f'id="{key}"')[1].split("</section>")[0]
+        assert "<img " in section or "<table" in section, key
     if CHROMIUM:
         _browser_checks(page, tmp_path)
 
@@ -116,6 +127,8 @@ def test_two_machines_with_asv(tmp_path):
     assert "Only one machine" not in section
     assert "<img " in section  # the geometric-mean figure
     assert html.count("<h3>") >= 2  # one summary block per machine
+    history = html.split('id="regressions"')[1].split("</section>")[0]
+    assert "History of the" in history and "<img " in history and "ffffffff" in history
     if CHROMIUM:
         _browser_checks(page, tmp_path)
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from mlpbench.analysis.convergence import aggregate
 from mlpbench.analysis.crossover import crossover
+from mlpbench.analysis.modes import over_runs
 from mlpbench.analysis.newton import analyse
 from mlpbench.spec import TARGET_SPEC
 from mlpbench.units import format_bytes, format_count, human_seconds
@@ -28,8 +29,13 @@ def _fact(machine: str, device: str, topic: str, fact: str, section: str) -> Fac
 
 
 def _config(r: pd.Series) -> str:
+    """The network and every execution axis of a sweep row (mode, precision, threads)."""
+    axes = [str(r[k]) for k in ("mode", "dtype") if k in r and pd.notna(r[k])]
+    if "threads" in r and pd.notna(r["threads"]):
+        axes.append(f"{int(r['threads'])} thread{'s' if int(r['threads']) != 1 else ''}")
     return (f"d={int(r['input_dim'])}, w={int(r['width'])}, L={int(r['depth'])}, "
-            f"B={int(r['batch'])} (P={int(r['params']):,})")
+            f"B={int(r['batch'])} (P={int(r['params']):,})"
+            + (f", {', '.join(axes)}" if axes else ""))
 
 
 def sweep_facts(sweep: pd.DataFrame) -> list[Fact]:
@@ -123,6 +129,55 @@ def newton_facts(cost: pd.DataFrame) -> list[Fact]:
     return facts
 
 
+def _study(runs: dict[str, pd.DataFrame], kind: str, *tables: str) -> pd.DataFrame:
+    """A comparison from the study's tables, else from the sweep's rows."""
+    found = [runs[t] for t in tables if t in runs and len(runs[t])]
+    if found:
+        return pd.concat(found, ignore_index=True)
+    sweep = runs.get("sweep")
+    return over_runs(sweep, kind) if sweep is not None else pd.DataFrame()
+
+
+def modes_facts(runs: dict[str, pd.DataFrame]) -> list[Fact]:
+    """torch.compile's speedup range over P, the thread efficiency and the precision speedup
+    per machine (medians over runs)."""
+    facts: list[Fact] = []
+    comp = _study(runs, "compile", "modes_compile")
+    for (mid, phase), g in (comp.groupby(["machine_id", "phase"]) if len(comp) else []):
+        g = g.sort_values("params")
+        lo, hi = g.loc[g["speedup"].idxmin()], g.loc[g["speedup"].idxmax()]
+        slower = g[g["speedup"] < 1]
+        from_p = (g[g["params"] > slower["params"].max()]["params"].min() if len(slower)
+                  else g["params"].min())
+        where = (f"faster than eager from P = {int(from_p):,}" if pd.notna(from_p)
+                 else "never faster than eager here")
+        facts.append(_fact(mid, str(g["device"].iloc[0]) if "device" in g else "",
+                           "torch.compile", f"{phase}: {lo['speedup']:.2f}× (P = "
+                           f"{int(lo['params']):,}) to {hi['speedup']:.2f}× (P = "
+                           f"{int(hi['params']):,}); {where}", "modes"))
+    thr = _study(runs, "threads", "modes_threads")
+    thr = thr[thr["threads"] > thr["base_threads"]] if "base_threads" in thr else \
+        thr[thr["threads"] > 1] if len(thr) else thr
+    for mid, g in (thr.groupby("machine_id") if len(thr) else []):
+        n = int(g["threads"].max())
+        g = g[g["threads"] == n]
+        facts.append(_fact(mid, str(g["device"].iloc[0]) if "device" in g else "", "threads",
+                           f"{n} threads: parallel efficiency {g['efficiency'].min():.2f} to "
+                           f"{g['efficiency'].max():.2f} over {g['params'].nunique()} sizes "
+                           f"(P = {int(g['params'].min()):,} to {int(g['params'].max()):,})",
+                           "modes"))
+    prec = _study(runs, "precision", "modes_precision")
+    for (mid, dtype), g in (prec.groupby(["machine_id", "dtype"]) if len(prec) else []):
+        r = g.loc[g["params"].idxmax()] if "train_sgd" not in set(g["phase"]) else \
+            g[g["phase"] == "train_sgd"].sort_values("params").iloc[-1]
+        frac = (f", {r['peak_fraction']:.0%} of the {dtype} peak"
+                if pd.notna(r.get("peak_fraction")) else "")
+        facts.append(_fact(mid, str(r.get("device", "")), "precision",
+                           f"{dtype} vs fp32, {r['phase']} at P = {int(r['params']):,}: "
+                           f"{r['speedup']:.2f}× fp32's speed{frac}", "modes"))
+    return facts
+
+
 def headline(runs: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """All facts found in ``runs`` (the tables of :func:`mlpbench.results.load_runs`)."""
     facts: list[Fact] = []
@@ -132,4 +187,5 @@ def headline(runs: dict[str, pd.DataFrame]) -> pd.DataFrame:
         facts += optimizer_facts(runs["converge"])
     if "newton_cost" in runs:
         facts += newton_facts(runs["newton_cost"])
+    facts += modes_facts(runs)
     return pd.DataFrame(facts, columns=["machine", "device", "topic", "fact", "section"])

@@ -96,3 +96,45 @@ def best_mode(frame: pd.DataFrame) -> pd.DataFrame:
     best = best.assign(mode=best["mode"].where(best["speedup"] > 1, "eager"),
                        speedup=best["speedup"].clip(lower=1.0))
     return best.reset_index(drop=True)
+
+
+#: per comparison: its function and the value columns summarised over repeated runs
+COMPARISONS = {"compile": (compile_speedup, ("speedup", "compile_s", "first_call_s")),
+               "precision": (precision_speedup, ("speedup", "peak_fraction", "gflops")),
+               "threads": (thread_scaling, ("speedup", "efficiency"))}
+#: the columns that name one compared setting across runs
+SETTING = ("machine_id", "device", "framework", "phase", "params", "input_dim", "width",
+           "depth", "batch", "dtype", "mode", "threads")
+
+
+def over_runs(frame: pd.DataFrame, kind: str, by: str = "run_dir") -> pd.DataFrame:
+    """A comparison (``compile``, ``precision`` or ``threads``) made within each run, then
+    summarised over runs: ``reps``, the median of each value and its ``<value>_min`` /
+    ``<value>_max`` over runs, and ``<value>_first`` (the first run's: a compile time with a
+    cold cache). Comparing within a run keeps A and B measured side by side (interleaved)."""
+    fn, values = COMPARISONS[kind]
+    if frame.empty or "status" not in frame:
+        return pd.DataFrame()
+    groups = frame.groupby(by, sort=True) if by in frame else [(0, frame)]
+    parts = []
+    for rep, (_, g) in enumerate(groups):
+        for mid, m in (g.groupby("machine_id") if "machine_id" in g else [("", g)]):
+            table = fn(m)
+            if len(table):
+                parts.append(table.assign(machine_id=mid, rep=rep))
+    if not parts:
+        return pd.DataFrame()
+    per = pd.concat(parts, ignore_index=True)
+    keys = [k for k in SETTING if k in per]
+    if kind == "threads":  # a network measured at one thread count compares nothing
+        net = [k for k in keys if k != "threads"]
+        per = per[per.groupby(net, dropna=False)["threads"].transform("nunique") > 1]
+        if per.empty:
+            return pd.DataFrame()
+    agg = {"reps": ("rep", "nunique"), "base_median_s": ("base_median_s", "median"),
+           "median_s": ("median_s", "median")}
+    for v in (v for v in values if v in per):
+        agg.update({v: (v, "median"), f"{v}_min": (v, "min"), f"{v}_max": (v, "max"),
+                    f"{v}_first": (v, "first")})
+    per = per.sort_values("rep", kind="stable")
+    return per.groupby(keys, dropna=False).agg(**agg).reset_index()

@@ -33,7 +33,8 @@ def register(sub) -> None:
     p = sub.add_parser("report", help="one self-contained HTML report of all results")
     p.add_argument("--asv-results", help="asv results folder (e.g. results/asv)")
     p.add_argument("--runs", nargs="+", action="extend", default=[],
-                   help="mlpbench run folders (repeatable)")
+                   help="mlpbench run folders, or `mlpbench regress --out` folders "
+                        "(repeatable)")
     p.add_argument("--reference", action="store_true",
                    help="add the committed reference results (results/ of the source checkout, "
                         "or $MLPBENCH_RESULTS)")

@@ -18,6 +18,7 @@ from pathlib import Path
 import jinja2
 
 from mlpbench.errors import UsageError
+from mlpbench.report.drawing import render_pending
 from mlpbench.report.page import ReportData, Section, load_data
 from mlpbench.report.sections import SECTIONS
 from mlpbench.results import atomic_write
@@ -43,6 +44,7 @@ def build_report(asv_results: str | os.PathLike | None, run_dirs: Sequence[str],
     started = time.perf_counter()
     data = load_data(asv_results, run_dirs)
     sections = [_make(make, data) for make in SECTIONS]
+    render_pending(sections)
     env = jinja2.Environment(loader=jinja2.PackageLoader("mlpbench.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html"]))
     html = env.get_template("report.html").render(

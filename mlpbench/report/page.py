@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from mlpbench.errors import UsageError
-from mlpbench.report.style import Rendered, render
-from mlpbench.results import load_asv, load_hardware, load_runs
+from mlpbench.report.style import Rendered
+from mlpbench.results import load_asv, load_gates, load_hardware, load_runs
 from mlpbench.units import format_bytes
 
 #: column → header with its unit (columns not listed keep their name)
@@ -52,6 +52,8 @@ class Section:
     tables: list[tuple[str, str]] = field(default_factory=list)
     figures: list[tuple[str, Rendered]] = field(default_factory=list)
     html: str = ""  # free HTML placed first (the summary card)
+    #: figures to draw, in order: (caption, draw) until :func:`render_pending` draws them
+    pending: list[tuple[str, Callable[[], Any]]] = field(default_factory=list, repr=False)
 
     def table(self, caption: str, frame: pd.DataFrame, **kw: Any) -> None:
         if "run_dir" in frame:  # a run folder is named by its last two parts, never a path
@@ -62,7 +64,8 @@ class Section:
         self.tables.append((caption, html_table(frame, **kw)))
 
     def figure(self, caption: str, draw: Callable[[], Any]) -> None:
-        self.figures.append((caption, render(draw())))
+        """Add a figure; ``draw()`` returns its Axes and runs later, maybe in a worker."""
+        self.pending.append((caption, draw))
 
 
 def short_name(path: Any) -> str:
@@ -147,6 +150,7 @@ class ReportData:
     asv: pd.DataFrame
     asv_machines: dict[str, dict]
     sources: list[str]
+    gates: pd.DataFrame = field(default_factory=pd.DataFrame)  # regression-gate verdicts
 
 
 def load_data(asv_results: str | os.PathLike | None, run_dirs: Sequence[str]) -> ReportData:
@@ -160,7 +164,8 @@ def load_data(asv_results: str | os.PathLike | None, run_dirs: Sequence[str]) ->
     runs = load_runs(run_dirs) if run_dirs else {}
     hardware = load_hardware(run_dirs) if run_dirs else {}
     asv, machines = (load_asv(asv_results) if asv_results else (pd.DataFrame(), {}))
-    if not runs and asv.empty:
+    gates = load_gates(run_dirs)
+    if not runs and asv.empty and gates.empty:
         raise UsageError("the given folders hold no results (all tables empty)")
     for kind, frame in runs.items():
         if "machine_id" in frame:
@@ -169,4 +174,4 @@ def load_data(asv_results: str | os.PathLike | None, run_dirs: Sequence[str]) ->
             runs[kind] = frame.assign(machine_id="unknown")
     sources = [short_name(d) for d in run_dirs] + (
         ["asv results"] if asv_results else [])
-    return ReportData(runs, hardware, asv, machines, sources)
+    return ReportData(runs, hardware, asv, machines, sources, gates)

@@ -6,6 +6,7 @@ import pandas as pd
 
 from mlpbench.analysis.compare import machine_identities
 from mlpbench.analysis.crossover import crossover
+from mlpbench.point import with_defaults
 from mlpbench.report import fig_hw
 from mlpbench.report.page import ReportData, Section
 from mlpbench.units import format_bytes
@@ -52,8 +53,9 @@ def _series(g: pd.DataFrame) -> pd.Series:
 def _medians(ok: pd.DataFrame) -> pd.DataFrame:
     """One row per machine and point: repeated points (two runs of one machine, resumed or
     merged runs) collapse to their median."""
-    keys = ["machine_id", "device", "dtype", "framework", "phase", "input_dim", "width",
-            "depth", "batch", "params"]
+    keys = ["machine_id", "device", "dtype", "framework", "mode", "threads", "phase",
+            "input_dim", "width", "depth", "batch", "params"]
+    ok = with_defaults(ok)
     keys = [k for k in keys if k in ok]
     num = [c for c in ("median_s", "iqr_s", "gflops", "samples_per_s", "peak_fraction",
                        "peak_gflops") if c in ok]
@@ -74,9 +76,15 @@ def throughput_section(d: ReportData) -> Section:
     s.notes.append("One line per depth L and batch B, joining the widths (64, 256, 1000...) "
                    "in P order; error bars: the throughput at median time ± IQR/2. Hover a "
                    "point for its configuration and spread.")
-    for (mid, dev, fw, dt), g in med.groupby(["machine_id", "device", "framework", "dtype"]):
+    eager = med[med["mode"] == "eager"] if "mode" in med else med
+    if len(eager) < len(med):
+        s.notes.append("Figures show eager execution; compiled modes are in the table below and "
+                       "compared with eager under Execution modes.")
+    by = ["machine_id", "device", "framework", "dtype", "threads"]
+    for (mid, dev, fw, dt, n), g in eager.groupby(by, dropna=False):
         g = g.assign(series=_series(g))
-        what = f"{fw} on {dev}, {dt}, machine {mid}"
+        many = eager.groupby(by[:4], dropna=False)["threads"].nunique().max() > 1
+        what = f"{fw} on {dev}, {dt}, machine {mid}" + (f", {int(n)} threads" if many else "")
         peak = g["peak_gflops"].dropna()
         peak = float(peak.median()) if len(peak) else None
         s.figure(f"Achieved GFLOP/s against P per phase — {what}"
@@ -87,7 +95,7 @@ def throughput_section(d: ReportData) -> Section:
             .groupby(["machine_id", "device", "framework", "phase"]).head(1))
     s.table("Best point per machine, device, framework and phase", best.sort_values(
         ["machine_id", "device", "framework", "phase"]), name="best-points")
-    fw_cmp = keras_overhead(med)
+    fw_cmp = keras_overhead(eager)
     if len(fw_cmp):
         s.table("Keras (torch backend) over plain PyTorch: time ratio of the same network",
                 fw_cmp, name="keras-overhead")

@@ -2,6 +2,7 @@
 on read) and asv's results, as tidy frames."""
 
 from mlpbench.results.asv import load_asv
+from mlpbench.results.gates import load_gates
 from mlpbench.results.schema import (
     KINDS,
     SCHEMAS,
@@ -21,6 +22,6 @@ from mlpbench.results.store import (
     write_table,
 )
 
-__all__ = ["KINDS", "SCHEMAS", "RunFolder", "atomic_write", "dumps", "load_asv", "load_hardware",
+__all__ = ["KINDS", "SCHEMAS", "RunFolder", "atomic_write", "dumps", "load_asv", "load_gates", "load_hardware",
            "load_meta", "load_runs", "prepare_out", "read_meta", "read_table", "strict",
            "write_meta", "write_table"]

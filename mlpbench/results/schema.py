@@ -19,6 +19,14 @@ import pandas as pd
 
 from mlpbench.errors import UsageError
 
+
+def _modes_cmp(axis: str) -> tuple[set[str], set[str]]:
+    """The schema of an execution-mode comparison over runs along ``axis``."""
+    return ({"phase", "params", "reps", "speedup", axis},
+            {"params", "reps", "input_dim", "width", "depth", "batch", "threads",
+             "base_median_s", "median_s", "speedup", "speedup_min", "speedup_max"})
+
+
 #: kind -> (required columns, numeric columns); numeric cells may be empty (missing)
 SCHEMAS: dict[str, tuple[set[str], set[str]]] = {
     "sweep": ({"device", "framework", "phase", "params", "batch", "status"},
@@ -51,6 +59,15 @@ SCHEMAS: dict[str, tuple[set[str], set[str]]] = {
                      "comm_share"}),
     "collectives": ({"world_size", "bytes", "median_s", "busbw_gbps"},
                     {"world_size", "bytes", "median_s", "busbw_gbps"}),
+    # the execution-mode study's summaries over repeated runs (scripts/bench_modes.py)
+    "modes_compile": _modes_cmp("mode"), "modes_preset": _modes_cmp("mode"),
+    "modes_precision": _modes_cmp("dtype"), "modes_threads": _modes_cmp("threads"),
+    "modes_roofline": ({"dtype", "phase", "peak_gflops", "bandwidth_gbs"},
+                       {"peak_gflops", "bandwidth_gbs", "ridge_flop_per_byte", "input_dim",
+                        "depth", "batch", "memory_bound_below_width"}),
+    "modes_roofline_points": ({"phase", "params", "intensity", "gflops", "peak_gflops"},
+                              {"params", "width", "batch", "intensity", "gflops", "peak_gflops",
+                               "attainable_gflops", "roof_fraction", "bandwidth_gbs"}),
 }
 KINDS = tuple(SCHEMAS)
 #: kind -> integer key columns: every row must hold a whole number there (a resume matches
@@ -166,7 +183,7 @@ def load_runs(dirs: Iterable[str | os.PathLike]) -> dict[str, pd.DataFrame]:
         if not d.is_dir():
             raise UsageError(f"run folder {str(d)!r} does not exist")
         csvs = _tables_in(d)
-        if not csvs:
+        if not csvs and not (d / "gate.json").is_file():
             raise UsageError(f"run folder {str(d)!r} holds no mlpbench results "
                              f"({', '.join(k + '.csv' for k in KINDS[:3])}, ...)")
         for csv in csvs:
@@ -202,7 +219,10 @@ def load_hardware(dirs: Iterable[str | os.PathLike]) -> dict[str, dict[str, Any]
     machines: dict[str, dict[str, Any]] = {}
     for d in dirs:
         for meta_path in list(Path(d).glob("*.json")) + list(Path(d).glob("*/*.json")):
-            hw = read_meta(meta_path).get("hardware")
+            try:
+                hw = read_meta(meta_path).get("hardware")
+            except UsageError:  # not a metadata object (e.g. a study's log list)
+                continue
             if isinstance(hw, dict) and hw.get("machine_id"):
                 machines.setdefault(hw["machine_id"], hw)
     return machines
