@@ -48,7 +48,7 @@ def test_over_runs_is_the_median_of_within_run_ratios():
     facts = modes_facts({"sweep": frame})
     text = " ".join(f["fact"] for f in facts)
     assert "0.50× (P = 20)" in text and "2.00× (P = 10)" in text
-    assert "never faster" in text or "faster than eager from" in text
+    assert "no size where it was faster than eager" in text  # P=20, the largest, is slower
 
 
 def _asv(tmp, commits):

@@ -17,6 +17,7 @@ from mlpbench.analysis.convergence import aggregate
 from mlpbench.analysis.crossover import crossover
 from mlpbench.analysis.modes import over_runs
 from mlpbench.analysis.newton import analyse
+from mlpbench.problems.modes import peak_mode
 from mlpbench.spec import TARGET_SPEC
 from mlpbench.units import format_bytes, format_count, human_seconds
 
@@ -146,11 +147,14 @@ def modes_facts(runs: dict[str, pd.DataFrame]) -> list[Fact]:
     for (mid, phase), g in (comp.groupby(["machine_id", "phase"]) if len(comp) else []):
         g = g.sort_values("params")
         lo, hi = g.loc[g["speedup"].idxmin()], g.loc[g["speedup"].idxmax()]
-        slower = g[g["speedup"] < 1]
-        from_p = (g[g["params"] > slower["params"].max()]["params"].min() if len(slower)
-                  else g["params"].min())
-        where = (f"faster than eager from P = {int(from_p):,}" if pd.notna(from_p)
-                 else "never faster than eager here")
+        floor = g["speedup_min"] if "speedup_min" in g else g["speedup"]
+        n_runs = int(g["reps"].max()) if "reps" in g else 1
+        not_faster = g[~(floor > 1)]  # in some run not faster (or no value)
+        from_p = (g[g["params"] > not_faster["params"].max()]["params"].min()
+                  if len(not_faster) else g["params"].min())
+        every = f"in all {n_runs} runs " if n_runs > 1 else ""
+        where = (f"faster than eager {every}from P = {int(from_p):,}" if pd.notna(from_p)
+                 else f"no size where it was faster than eager {every}".rstrip())
         facts.append(_fact(mid, str(g["device"].iloc[0]) if "device" in g else "",
                            "torch.compile", f"{phase}: {lo['speedup']:.2f}× (P = "
                            f"{int(lo['params']):,}) to {hi['speedup']:.2f}× (P = "
@@ -170,7 +174,7 @@ def modes_facts(runs: dict[str, pd.DataFrame]) -> list[Fact]:
     for (mid, dtype), g in (prec.groupby(["machine_id", "dtype"]) if len(prec) else []):
         r = g.loc[g["params"].idxmax()] if "train_sgd" not in set(g["phase"]) else \
             g[g["phase"] == "train_sgd"].sort_values("params").iloc[-1]
-        frac = (f", {r['peak_fraction']:.0%} of the {dtype} peak"
+        frac = (f", {r['peak_fraction']:.0%} of the {peak_mode(dtype)} peak"
                 if pd.notna(r.get("peak_fraction")) else "")
         facts.append(_fact(mid, str(r.get("device", "")), "precision",
                            f"{dtype} vs fp32, {r['phase']} at P = {int(r['params']):,}: "

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlpbench.analysis.compare import machine_identities
 from mlpbench.errors import UsageError
 from mlpbench.report.style import Rendered
 from mlpbench.results import load_asv, load_gates, load_hardware, load_runs
@@ -151,6 +152,14 @@ class ReportData:
     asv_machines: dict[str, dict]
     sources: list[str]
     gates: pd.DataFrame = field(default_factory=pd.DataFrame)  # regression-gate verdicts
+
+    def machine_name(self, machine_id: Any) -> str:
+        """The name a machine is shown by (its asv name when one matches), with its id."""
+        if not hasattr(self, "_names"):
+            ids = machine_identities(self.hardware, self.asv_machines)
+            self._names = dict(zip(ids["name"], ids["identity"], strict=True))
+        name = self._names.get(str(machine_id), str(machine_id))
+        return name if name == str(machine_id) else f"{name} ({machine_id})"
 
 
 def load_data(asv_results: str | os.PathLike | None, run_dirs: Sequence[str]) -> ReportData:

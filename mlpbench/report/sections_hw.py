@@ -84,7 +84,7 @@ def throughput_section(d: ReportData) -> Section:
     for (mid, dev, fw, dt, n), g in eager.groupby(by, dropna=False):
         g = g.assign(series=_series(g))
         many = eager.groupby(by[:4], dropna=False)["threads"].nunique().max() > 1
-        what = f"{fw} on {dev}, {dt}, machine {mid}" + (f", {int(n)} threads" if many else "")
+        what = f"{fw} on {dev}, {dt}, {d.machine_name(mid)}" + (f", {int(n)} threads" if many else "")
         peak = g["peak_gflops"].dropna()
         peak = float(peak.median()) if len(peak) else None
         s.figure(f"Achieved GFLOP/s against P per phase — {what}"

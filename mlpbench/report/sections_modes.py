@@ -74,7 +74,8 @@ def modes_section(d: ReportData) -> Section:
     s.notes.append(_NOTE)
     for mid, t in _per_machine(compiled):
         t = t.assign(series=_series(t))
-        s.figure(f"torch.compile (inductor) over eager against P, per phase — machine {mid}",
+        s.figure(f"torch.compile (inductor) over eager against P, per phase — "
+                 f"{d.machine_name(mid)}",
                  lambda t=t: fig_modes.speedup_panels(t, ylabel="compile speedup over eager "
                                                       "(×)"))
     if len(compiled):
@@ -84,13 +85,13 @@ def modes_section(d: ReportData) -> Section:
         s.table("torch.compile against eager: steady-state time per call (s), speedup, "
                 "compile time (s)", _show(compiled), name="modes-compile")
     for mid, t in _per_machine(threads):
-        s.figure(f"Parallel efficiency against torch threads — machine {mid}",
+        s.figure(f"Parallel efficiency against torch threads — {d.machine_name(mid)}",
                  lambda t=t: fig_modes.thread_efficiency(t))
     if len(threads):
         s.table("Thread scaling: time per call (s) against the fewest threads, speedup and "
                 "parallel efficiency", _show(threads), name="modes-threads")
     for mid, t in _per_machine(precision):
-        s.figure(f"Precision: speedup over fp32 per phase — machine {mid}",
+        s.figure(f"Precision: speedup over fp32 per phase — {d.machine_name(mid)}",
                  lambda t=t: fig_modes.precision_bars(t))
     if len(precision):
         s.notes.append("fraction of peak: of the matmul peak measured in that precision "
@@ -115,7 +116,7 @@ def _roofline(s: Section, d: ReportData, points: pd.DataFrame | None) -> None:
         peak = float(p["peak_gflops"].median())
         bw = float(p["bandwidth_gbs"].median())
         s.figure(f"Roofline: measured GFLOP/s (median over runs) against arithmetic intensity, "
-                 f"eager fp32 — machine {mid}",
+                 f"eager fp32 — {d.machine_name(mid)}",
                  lambda p=p, peak=peak, bw=bw: fig_modes.roofline(p, peak_gflops=peak,
                                                                  bandwidth_gbs=bw))
     s.notes.append("Roofline: intensity = matmul FLOPs over the bytes of weights, activations "
