@@ -34,3 +34,22 @@ def test_newton_wall_from_the_corrected_model():
         p = newton_wall(usable)
         assert newton_bytes(p) <= usable < newton_bytes(p + 1)
     assert 45_000 < newton_wall(int(18.8 * 2**30)) < 50_275  # 2.125·P², was 2·P²
+
+
+def test_failed_isolated_peak_is_recorded_with_its_reason(monkeypatch):
+    """A size whose fresh process fails is a row with the reason, not silently dropped."""
+    from mlpbench.analysis.newton import wall_table
+    from mlpbench.measure import isolation
+    from mlpbench.spec import MLPSpec
+    from mlpbench.studies.newton_cost_ops import isolated_peaks
+
+    monkeypatch.setattr(isolation.Isolated, "__enter__", lambda self: self)
+    monkeypatch.setattr(isolation.Isolated, "__exit__", lambda self, *exc: None)
+    monkeypatch.setattr(isolation.Isolated, "run",
+                        lambda self, fn, *a, on_error: on_error("worker died (killed)"))
+    rows = isolated_peaks([MLPSpec(4, 8, 1)], batch=8)
+    assert rows == [{"params": MLPSpec(4, 8, 1).num_params, "op": "failed",
+                     "peak_p2": rows[0]["peak_p2"], "reason": "worker died (killed)"}]
+    info = {"wall": {"predicted_params": 10, "usable_bytes": 1, "measured_max_params": 5}}
+    table = wall_table(None, info, rows)
+    assert table["quantity"].str.contains("not measured .*worker died", regex=True).any()

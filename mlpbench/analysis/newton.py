@@ -81,6 +81,11 @@ def wall_table(frame: pd.DataFrame, info: dict[str, Any],
              "bytes": None, "p2_multiple": None, "model_p2_multiple": None}]
     for r in peaks:
         p = int(r["params"])
+        if r["op"] == "failed":  # the fresh process measured nothing: say why
+            rows.append({"quantity": f"host peak not measured (fresh process): {r['reason']}",
+                         "params": p, "bytes": None, "p2_multiple": None,
+                         "model_p2_multiple": None})
+            continue
         model = {"hessian": 1 + block_budget(p) / (p * p), "solve": 2.0,
                  "newton_step": newton_bytes(p) / (4.0 * p * p)}[r["op"]]
         rows.append({"quantity": f"{r['op']} host peak (fresh process)", "params": p,

@@ -8,6 +8,8 @@ off the clock, so later calls never see a different problem than the first.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -137,7 +139,8 @@ PEAK_MAX_PARAMS = 10_000
 
 def isolated_peaks(specs, batch: int, seed: int = 0) -> list[dict[str, Any]]:
     """:func:`newton_peaks` of each spec with P ≤ ``PEAK_MAX_PARAMS``, each in a fresh
-    process; one row per (P, operation): ``params, op, peak_p2``."""
+    process; one row per (P, operation): ``params, op, peak_p2``; a size whose process
+    failed is one row with ``op`` ``failed``, ``peak_p2`` NaN and the ``reason``."""
     from mlpbench.measure.isolation import Isolated
 
     rows: list[dict[str, Any]] = []
@@ -145,7 +148,11 @@ def isolated_peaks(specs, batch: int, seed: int = 0) -> list[dict[str, Any]]:
         for spec in specs:
             if spec.num_params > PEAK_MAX_PARAMS:
                 continue
-            got = iso.run(newton_peaks, spec, batch, seed, on_error=lambda reason: None)
+            failure: list[str] = []
+            got = iso.run(newton_peaks, spec, batch, seed, on_error=failure.append)
+            if not got:
+                rows.append({"params": spec.num_params, "op": "failed", "peak_p2": math.nan,
+                             "reason": failure[0] if failure else "no result"})
             for op in ("hessian", "solve", "newton_step") if got else ():
                 rows.append({"params": spec.num_params, "op": op, "peak_p2": got[op]})
     return rows
