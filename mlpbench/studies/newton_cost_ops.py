@@ -9,7 +9,6 @@ off the clock, so later calls never see a different problem than the first.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
