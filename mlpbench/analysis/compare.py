@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlpbench.point import with_defaults
+
 #: asv benchmarks whose value is a time (lower is better) — the ones a speedup makes sense for
 _TIME_UNIT = "seconds"
 
@@ -51,10 +53,13 @@ def sweep_long(sweep: pd.DataFrame) -> pd.DataFrame:
     ok = sweep[sweep["status"] == "ok"]
     if ok.empty or "machine_id" not in ok:
         return pd.DataFrame(columns=["benchmark", "group", "machine", "value"])
+    ok = with_defaults(ok)
     bench = (ok["device"].astype(str) + " " + ok["framework"].astype(str) + " "
              + ok["phase"].astype(str) + " d=" + ok["input_dim"].astype(str) + " w="
              + ok["width"].astype(str) + " L=" + ok["depth"].astype(str) + " B="
-             + ok["batch"].astype(str))
+             + ok["batch"].astype(str) + " " + ok["dtype"].astype(str) + " "
+             + ok["mode"].astype(str)
+             + ok["threads"].map(lambda t: "" if pd.isna(t) else f" {int(t)}thr"))
     frame = pd.DataFrame({"benchmark": bench, "group": ok["device"] + " " + ok["phase"],
                           "machine": ok["machine_id"].astype(str), "value": ok["median_s"]})
     return frame.groupby(["benchmark", "group", "machine"], as_index=False)["value"].median()
@@ -94,6 +99,7 @@ def compare_wide(long: pd.DataFrame, reference: str | None = None) -> tuple[pd.D
         if m != reference:
             out[f"speedup {m} vs {reference}"] = wide[reference] / wide[m]
     out.columns = [str(c) for c in out.columns]
+    out = out.dropna(axis=1, how="all")  # a machine pair with no common benchmark
     return out.reset_index(), reference
 
 

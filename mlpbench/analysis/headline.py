@@ -17,6 +17,7 @@ from mlpbench.analysis.convergence import aggregate
 from mlpbench.analysis.crossover import crossover
 from mlpbench.analysis.modes import over_runs
 from mlpbench.analysis.newton import analyse
+from mlpbench.point import POINT_KEYS, with_defaults
 from mlpbench.problems.modes import peak_mode
 from mlpbench.spec import TARGET_SPEC
 from mlpbench.units import format_bytes, format_count, human_seconds
@@ -42,7 +43,13 @@ def _config(r: pd.Series) -> str:
 def sweep_facts(sweep: pd.DataFrame) -> list[Fact]:
     """Fraction of peak (best, and at the 10^7 network), best configuration per phase, and
     the crossover, per machine and device."""
-    ok = sweep[(sweep["status"] == "ok") & sweep["peak_fraction"].notna()]
+    ok = with_defaults(sweep[(sweep["status"] == "ok") & sweep["peak_fraction"].notna()])
+    # repeated points (two runs of one machine) count once, at their median, as in the
+    # report's throughput tables
+    keys = [k for k in ("machine_id", "phase", "params", *POINT_KEYS) if k in ok]
+    num = [c for c in ("gflops", "peak_fraction", "peak_gflops", "samples_per_s", "median_s")
+           if c in ok]
+    ok = ok.groupby(keys, as_index=False, dropna=False)[num].median()
     facts: list[Fact] = []
     for (mid, dev), g in ok.groupby(["machine_id", "device"]):
         torch_rows = g[g["framework"] == "torch"] if (g["framework"] == "torch").any() else g
@@ -94,8 +101,9 @@ def optimizer_facts(converge: pd.DataFrame) -> list[Fact]:
         facts.append(_fact(mids.get(w, ""), devs.get(w, ""), "fastest optimizer",
                            f"{w}: by wall time {t['optimizer']} ({human_seconds(t['time_median'])}"
                            f" median, {int(t['reached'])}/{int(t['runs'])} seeds); by gradient "
-                           f"evaluations {e['optimizer']} ({e['evals_median']:,.1f})",
-                           "convergence"))
+                           f"evaluations {e['optimizer']} ({e['evals_median']:,.1f}) — each "
+                           "at the hyperparameters it ran with (defaults unless named; the "
+                           "learning-rate grid is in the convergence section)", "convergence"))
     return facts
 
 
@@ -115,9 +123,10 @@ def newton_facts(cost: pd.DataFrame) -> list[Fact]:
         e = info["extrapolation"]
         fits = info["fits"]
         span = ""
-        if len(fits) and {"hessian", "solve"} <= set(fits["op"]):
-            pmax = int(fits[fits["op"].isin(["hessian", "solve"])]["p_max"].max())
-            span = f", {e['params'] / pmax:,.0f}× beyond the largest fitted P ({pmax:,})"
+        if len(fits) and "newton_step" in set(fits["op"]):
+            pmax = int(fits[fits["op"] == "newton_step"]["p_max"].max())
+            span = (f", {e['params'] / pmax:,.0f}× beyond the largest P whose Newton step "
+                    f"was timed ({pmax:,})")
         table = info.get("extrapolation_table")
         steps = (table[table["quantity"] == "newton_step"]["seconds"].dropna()
                  if table is not None and len(table) else pd.Series(dtype=float))

@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mlpbench.report.style import MAX_SERIES, hover, legend_outside, new_axes, series_style
+from mlpbench.report.style import (
+    MAX_SERIES,
+    hover,
+    label_bottoms,
+    legend_outside,
+    new_axes,
+    series_style,
+)
 from mlpbench.units import format_bytes
 
 #: what a throughput panel can show: column → axis label with unit
@@ -65,8 +72,7 @@ def throughput_panels(data: pd.DataFrame, *, y: str = "gflops", series: str = "s
         ax.set_visible(False)
     for ax in axes[::ncols]:
         ax.set_ylabel(Y_LABELS[y])
-    for ax in axes[-ncols:]:
-        ax.set_xlabel("parameters P")
+    label_bottoms(axes, len(phases), ncols, "parameters P")
     legend_outside(axes[min(ncols, len(phases)) - 1], "depth, batch",
                    x=1.32 if peak and y == "gflops" else 1.01)
     return axes

@@ -7,7 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mlpbench.report.style import MAX_SERIES, hover, legend_outside, new_axes, series_style
+from mlpbench.report.style import (
+    MAX_SERIES,
+    hover,
+    label_bottoms,
+    legend_outside,
+    new_axes,
+    series_style,
+)
 
 
 def _bars(g: pd.DataFrame, value: str) -> np.ndarray | None:
@@ -56,8 +63,7 @@ def speedup_panels(data: pd.DataFrame, *, series: str = "series", x: str = "para
         ax.set_visible(False)
     for ax in axes[::ncols]:
         ax.set_ylabel(ylabel)
-    for ax in axes[-ncols:]:
-        ax.set_xlabel("parameters P" if x == "params" else x)
+    label_bottoms(axes, len(phases), ncols, "parameters P" if x == "params" else x)
     legend_outside(axes[min(ncols, len(phases)) - 1], legend)
     return axes
 
@@ -89,8 +95,7 @@ def thread_efficiency(data: pd.DataFrame):
         ax.set_visible(False)
     for ax in axes[::ncols]:
         ax.set_ylabel("parallel efficiency (1 = linear)")
-    for ax in axes[-ncols:]:
-        ax.set_xlabel("torch threads")
+    label_bottoms(axes, len(phases), ncols, "torch threads")
     legend_outside(axes[min(ncols, len(phases)) - 1], "network")
     return axes
 

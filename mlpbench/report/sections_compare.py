@@ -16,10 +16,12 @@ from mlpbench.report import fig_hw
 from mlpbench.report.page import ReportData, Section
 
 
-def _identity_names(d: ReportData) -> dict[str, str]:
-    ident = machine_identities(d.hardware, d.asv_machines)
-    return {n: (i if n.removeprefix("asv:") == i else f"{i} ({n})")
-            for n, i in zip(ident["name"], ident["identity"], strict=True)}
+def _asv_commits(asv: pd.DataFrame) -> pd.Series:
+    """The latest commit of each asv machine."""
+    if asv.empty or "commit" not in asv:
+        return pd.Series(dtype=str)
+    latest = asv.sort_values("date").groupby("machine")["commit"].last()
+    return latest.dropna().astype(str)
 
 
 def machines_compare_section(d: ReportData) -> Section:
@@ -27,16 +29,23 @@ def machines_compare_section(d: ReportData) -> Section:
     parts = []
     if "sweep" in d.runs and "median_s" in d.runs["sweep"]:
         parts.append(sweep_long(d.runs["sweep"]))
-    if not d.asv.empty:
+    commits = _asv_commits(d.asv)
+    if not d.asv.empty and commits.nunique() <= 1:
         parts.append(asv_long(d.asv))
+    elif not d.asv.empty:
+        s.notes.append("asv benchmarks are not compared across machines here: their latest "
+                       "results come from different commits ("
+                       + ", ".join(f"{m}: {c[:8]}" for m, c in commits.items())
+                       + "), and a benchmark's code may differ between commits. Run `asv run` "
+                       "on one commit on every machine to compare them.")
     long = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     ident = machine_identities(d.hardware, d.asv_machines)
     same = dict(zip(ident["name"], ident["identity"], strict=True))
     if long.empty or long["machine"].map(lambda m: same.get(m, m)).nunique() < 2:
         s.empty = "Only one machine's results are present."
         return s
-    names = _identity_names(d)
-    long["machine"] = long["machine"].map(lambda m: names.get(m, m))
+    # one column per machine: its run id and its asv name are one identity
+    long["machine"] = long["machine"].map(lambda m: same.get(m, m).removeprefix("asv:"))
     wide, ref = compare_wide(long)
     if wide.empty:
         s.empty = ("Several machines are present, but no benchmark was measured on more than "

@@ -11,6 +11,7 @@ from mlpbench.optimizers.newton import newton_bytes
 from mlpbench.report import fig_hw
 from mlpbench.report.page import ReportData, Section
 from mlpbench.spec import MLPSpec
+from mlpbench.units import format_bytes
 
 #: the optimizers whose training memory the curves show (registry identifiers)
 CURVE_OPTIMIZERS = ("sgd", "adam", "lbfgs[history=10]")
@@ -33,13 +34,19 @@ def need_curves(widths=(16, 32, 64, 128, 256, 512, 1000, 2000, 4000), depth: int
 
 
 def _limits(d: ReportData) -> dict[str, int]:
-    limits = {}
+    """Memory lines to draw: one per size, naming every machine that has it (two machines with
+    the same RAM would otherwise print two labels on one line)."""
+    by_size: dict[tuple[str, str], tuple[int, list[str]]] = {}  # sizes equal as printed
     for mid, hw in d.hardware.items():
-        if hw.get("ram_bytes"):
-            limits[f"RAM of {mid}"] = int(hw["ram_bytes"])
-        for g in hw.get("gpus") or []:
-            if g.get("memory_bytes"):
-                limits[f"{g.get('name', 'GPU')} of {mid}"] = int(g["memory_bytes"])
+        name = d.machine_name(mid).split(" (")[0]
+        found = [("RAM", hw.get("ram_bytes"))] + [(g.get("name", "GPU"), g.get("memory_bytes"))
+                                                 for g in hw.get("gpus") or []]
+        for kind, size in found:
+            if size:
+                entry = by_size.setdefault((kind, format_bytes(int(size))), (int(size), []))
+                entry[1].append(name)
+    limits = {f"{kind} of {', '.join(dict.fromkeys(names))}": size
+              for (kind, _), (size, names) in by_size.items()}
     return dict(list(limits.items())[:4])
 
 

@@ -115,8 +115,10 @@ def _roofline(s: Section, d: ReportData, points: pd.DataFrame | None) -> None:
     for mid, p in _per_machine(points):
         peak = float(p["peak_gflops"].median())
         bw = float(p["bandwidth_gbs"].median())
-        s.figure(f"Roofline: measured GFLOP/s (median over runs) against arithmetic intensity, "
-                 f"eager fp32 — {d.machine_name(mid)}",
+        s.figure(f"Roofline at 1 thread: measured GFLOP/s (median over runs) against "
+                 f"arithmetic intensity, eager fp32; roof from the 1-thread peak "
+                 f"({peak:,.0f} GFLOP/s) and bandwidth ({bw:,.1f} GB/s) — "
+                 f"{d.machine_name(mid)}",
                  lambda p=p, peak=peak, bw=bw: fig_modes.roofline(p, peak_gflops=peak,
                                                                  bandwidth_gbs=bw))
     s.notes.append("Roofline: intensity = matmul FLOPs over the bytes of weights, activations "

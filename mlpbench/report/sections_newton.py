@@ -17,7 +17,8 @@ def newton_section(d: ReportData) -> Section:
     if cost is None:
         s.empty = "No Newton cost data. Run `mlpbench newton-cost --per-cost`."
         return s
-    for mid, g in cost.groupby("machine_id"):
+    for mid_raw, g in cost.groupby("machine_id"):
+        mid = d.machine_name(mid_raw)
         ok = g[(g["status"] == "ok") & g["median_s"].notna()]
         ok = ok.groupby(["op", "params"], as_index=False)["median_s"].median()
         info = analyse(g)
@@ -54,6 +55,14 @@ def newton_section(d: ReportData) -> Section:
                                                     strict=True)])
         s.table(f"P = {TARGET_SPEC.num_params:,} (d=100, n_h=1000, L=10) on {mid}", rows,
                 name=f"target-{mid}")
+        ext = info.get("extrapolation_table")
+        if ext is not None and len(ext):
+            ext = ext.assign(readable=[human_seconds(v) for v in ext["seconds"]])
+            s.table(f"EXTRAPOLATED to P = {TARGET_SPEC.num_params:,} on {mid}: each quantity "
+                    "from the physical model (measured rates × operation counts) and from the "
+                    "fitted power law — the summary's range spans both",
+                    ext[[c for c in ("quantity", "kind", "method", "seconds", "readable")
+                         if c in ext]], name=f"extrapolation-{mid}")
     conv = d.runs.get("newton_convergence")
     if conv is not None:
         s.table("Convergence per unit of cost (teacher–student, median over seeds; grad_equiv "

@@ -20,6 +20,12 @@ def minima_section(d: ReportData) -> Section:
                    "loss < 1e-8), spurious minimum, saddle, ReLU kink, still descending. The same "
                    "100 initialisations serve every optimizer; intervals are 95% Wilson; the "
                    "paired McNemar tests are in minima_paired.csv.")
+    if "frac_still_descending" in summary and (summary["frac_still_descending"] > 0.2).any():
+        hi = summary["frac_still_descending"].max()
+        s.notes.append(f"Read the fractions as 'at this budget': up to {hi:.0%} of the runs of "
+                       "a setting end still descending (frac_still_descending in the table), so "
+                       "a run counted as not global may yet reach the global minimum with more "
+                       "steps.")
     for problem in sorted(summary["problem"].unique()):
         for budget in ("steps", "evals"):
             part = summary[(summary["problem"] == problem) & (summary["budget"] == budget)]

@@ -62,6 +62,16 @@ def new_axes(size=(8.5, 4.2), ncols: int = 1, nrows: int = 1, *,
     return ax[0, 0] if ax.size == 1 else ax.ravel()
 
 
+def label_bottoms(axes, n: int, ncols: int, xlabel: str) -> None:
+    """x tick labels and ``xlabel`` on every used panel with no used panel below it (with a
+    shared x axis, matplotlib labels only the last row, leaving a panel above an empty cell
+    without ticks)."""
+    for j, ax in enumerate(axes[:n]):
+        if j + ncols >= n:
+            ax.xaxis.set_tick_params(labelbottom=True)
+            ax.set_xlabel(xlabel)
+
+
 def hover(ax, xs, ys, texts) -> None:
     """Register tooltips for points of ``ax`` (data coordinates)."""
     fig = ax.figure
@@ -93,6 +103,17 @@ def si_tick(value: float, _pos=None) -> str:
     return f"{value:g}"
 
 
+def sci_tick(value: float, _pos=None) -> str:
+    """A log-axis tick of a quantity with a unit of its own (seconds): 0.01, 100, 1e6."""
+    if value <= 0 or not np.isfinite(value):
+        return ""
+    if 1e-3 <= value < 1e4:
+        return f"{value:g}"
+    exp = int(np.floor(np.log10(value)))
+    mant = value / 10.0 ** exp
+    return f"{mant:g}e{exp}" if round(mant, 6) != 1 else f"1e{exp}"
+
+
 @dataclass
 class Rendered:
     """A figure as a PNG data URI and its hover spots ``(left %, top %, text)``."""
@@ -115,7 +136,9 @@ def render(ax_or_fig) -> Rendered:
                 if lo > 0 and hi / lo < 100:  # under two decades: label 1-2-5 steps too
                     axis.set_major_locator(LogLocator(10, subs=(1.0, 2.0, 5.0)))
                 if isinstance(axis.get_major_formatter(), LogFormatterSciNotation):
-                    axis.set_major_formatter(FuncFormatter(si_tick))
+                    label = axis.get_label_text().lower()
+                    seconds = "second" in label or "(s)" in label
+                    axis.set_major_formatter(FuncFormatter(sci_tick if seconds else si_tick))
             else:
                 axis.set_minor_formatter(NullFormatter())
     buf = io.BytesIO()
