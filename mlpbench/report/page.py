@@ -123,14 +123,18 @@ def html_table(frame: pd.DataFrame, max_rows: int = 400, name: str = "table") ->
     frame = frame.reset_index(drop=True)
     shown = frame.head(max_rows)
     fmts = {c: column_format(shown[c], str(c)) for c in shown.columns}
-    head = "".join(f"<th>{html.escape(HEADERS.get(str(c), str(c)))}</th>" for c in shown.columns)
+    text = {c: not (pd.api.types.is_numeric_dtype(shown[c])
+                    or pd.api.types.is_bool_dtype(shown[c])) for c in shown.columns}
+    head = "".join(f"<th{' class=t' if text[c] else ''}>"
+                   f"{html.escape(HEADERS.get(str(c), str(c)))}</th>" for c in shown.columns)
     body = []
     for row in shown.itertuples(index=False):
         cells = []
         for c, v in zip(shown.columns, row, strict=True):
             raw = "" if _missing(v) else (v if isinstance(v, int | float | np.number)
                                           else html.escape(str(v)))
-            cells.append(f'<td data-v="{raw}">{html.escape(fmts[c](v))}</td>')
+            cells.append(f'<td{" class=t" if text[c] else ""} data-v="{raw}">'
+                         f'{html.escape(fmts[c](v))}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     more = (f"<p class='more'>{len(frame) - max_rows:,} more rows in the CSV.</p>"
             if len(frame) > max_rows else "")
