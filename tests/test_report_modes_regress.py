@@ -131,3 +131,21 @@ def test_modes_section_from_a_sweep_with_two_modes(tmp_path):
     assert "could not be drawn" not in html
     card = html.split('id="summary-card"')[1].split("</div>")[0]
     assert "torch.compile" in card and "compile, fp32, 1 thread" in card
+
+
+def test_render_keeps_chosen_log_ticks_and_labels_plain_ones():
+    import matplotlib.pyplot as plt
+
+    from mlpbench.report.style import render, si_tick
+
+    fig, (a, b) = plt.subplots(1, 2)
+    a.plot([1, 64], [1, 2])
+    a.set_xscale("log")
+    a.set_xticks([1, 2, 8, 64], ["1", "2", "8", "64"])  # chosen ticks survive rendering
+    b.plot([1e3, 1e7], [0.5, 1.5])
+    b.set(xscale="log", yscale="log")
+    render(fig)
+    assert list(a.get_xticks()) == [1, 2, 8, 64]
+    assert [t.get_text() for t in a.get_xticklabels()] == ["1", "2", "8", "64"]
+    assert [si_tick(v) for v in (1e3, 1e7, 0.5, 2e9)] == ["1k", "10M", "0.5", "2G"]
+    assert {0.5, 1.0} <= set(b.get_yticks())  # under two decades: 1-2-5 steps labelled

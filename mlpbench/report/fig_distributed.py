@@ -23,16 +23,26 @@ def _ax(ax, size=(7.5, 4.2)):
     return axes_or_new(ax, size)
 
 
-def _label(row: pd.Series) -> str:
-    return f"P={int(row['params']):,} ({row['scaling']})"
+def _labels(data: pd.DataFrame) -> pd.Series:
+    """``P=…`` per network (with its scaling when both are shown, and its DDP bucket size
+    when one network was run with several)."""
+    label = "P=" + data["params"].map(lambda p: f"{int(p):,}")
+    if data["scaling"].nunique() > 1:
+        label = label + " (" + data["scaling"].astype(str) + ")"
+    if "bucket_cap_mb" in data:
+        several = data.groupby(["params", "scaling"])["bucket_cap_mb"].transform("nunique") > 1
+        label = label.where(~several, label + ", bucket " + data["bucket_cap_mb"].map(
+            lambda b: f"{b:g}") + " MB")
+    return label
 
 
 def _lines(data: pd.DataFrame, y: str, ax) -> None:
-    """One colour per network and scaling; measured solid with IQR bars, projection dashed."""
-    data = data.assign(series=data.apply(_label, axis=1)).sort_values("world_size")
-    colours = dict(zip(sorted(data["series"].unique()),
+    """One colour per network (and bucket size); measured solid with IQR bars, projection
+    dashed."""
+    data = data.assign(series=_labels(data)).sort_values(["params", "world_size"])
+    colours = dict(zip(list(dict.fromkeys(data["series"])),
                        sns.color_palette(PALETTE, data["series"].nunique()), strict=True))
-    for series, part in data.groupby("series"):
+    for series, part in data.groupby("series", sort=False):
         meas = part[part["kind"] == "measured"]
         lo, hi = f"{y}_q25", f"{y}_q75"
         if lo in meas and hi in meas:
@@ -87,5 +97,6 @@ def bus_bandwidth(collectives: pd.DataFrame, *, ax=None):
     sns.lineplot(data=data, x="bytes", y="busbw_gbps", hue="world_size", palette=PALETTE,
                  marker="o", estimator="median", errorbar=("pi", 50), ax=ax)
     ax.set(xscale="log", yscale="log", xlabel="message size (bytes)",
-           ylabel="bus bandwidth (GB/s, 10⁹ B/s)", title="All-reduce bus bandwidth (nccl-tests)")
+           ylabel="bus bandwidth (GB/s, 10⁹ B/s)",
+           title="All-reduce bus bandwidth (as nccl-tests defines it)")
     return ax

@@ -54,10 +54,13 @@ def distributed_section(d: ReportData) -> Section:
                    "no_sync) over the step time. Rows marked as projections come from a ring "
                    "all-reduce model on the measured bus bandwidth — a projection, not a "
                    "measurement.")
-    s.figure("Scaling efficiency against world size",
-             lambda: fig_distributed.scaling_efficiency(table))
-    s.figure("Communication share of the step against world size",
-             lambda: fig_distributed.comm_share(table))
+    s.notes.append("At world size 1 nothing is communicated: the share there is DDP's own "
+                   "per-step machinery (gradient bucketing and hooks) against no_sync.")
+    for scaling, t in table.groupby("scaling", sort=True):
+        s.figure(f"Scaling efficiency against world size — {scaling} scaling",
+                 lambda t=t: fig_distributed.scaling_efficiency(t))
+        s.figure(f"Communication share of the step against world size — {scaling} scaling",
+                 lambda t=t: fig_distributed.comm_share(t))
     if coll is not None and (coll["world_size"] > 1).any():
         s.figure("All-reduce bus bandwidth against message size",
                  lambda: fig_distributed.bus_bandwidth(coll))

@@ -133,7 +133,8 @@ def render(ax_or_fig) -> Rendered:
                 # tick machinery and mathtext were two thirds of the report's build time
                 axis.set_minor_locator(NullLocator())
                 lo, hi = sorted(axis.get_view_interval())
-                if lo > 0 and hi / lo < 100:  # under two decades: label 1-2-5 steps too
+                # under two decades: label 1-2-5 steps too (never replacing chosen ticks)
+                if isinstance(axis.get_major_locator(), LogLocator) and lo > 0 and hi / lo < 100:
                     axis.set_major_locator(LogLocator(10, subs=(1.0, 2.0, 5.0)))
                 if isinstance(axis.get_major_formatter(), LogFormatterSciNotation):
                     label = axis.get_label_text().lower()
