@@ -37,7 +37,7 @@ def throughput_panels(data: pd.DataFrame, *, y: str = "gflops", series: str = "s
                       peak: float | None = None):
     """One panel per phase: ``y`` against P, one line per ``series`` value (a depth and batch:
     networks of one depth and batch joined across widths), error bars from the IQR. With
-    ``peak`` (GFLOP/s) a right axis shows the fraction of it and a dotted line the peak."""
+    ``peak`` (GFLOP/s) a right axis shows the fraction of it and a wide grey band the peak."""
     phases = list(dict.fromkeys(data["phase"]))
     ncols = min(3, len(phases))
     nrows = -(-len(phases) // ncols)
@@ -63,11 +63,11 @@ def throughput_panels(data: pd.DataFrame, *, y: str = "gflops", series: str = "s
         if y == "peak_fraction":
             ax.axhline(1.0, color="grey", lw=1, ls=":")
         if peak and y == "gflops":
-            ax.axhline(peak, color="grey", lw=1, ls=":")
+            ax.axhline(peak, color="0.55", lw=4, alpha=0.35, zorder=0)  # unlike any series
             if j % ncols == ncols - 1 or j == len(phases) - 1:  # rightmost panel of a row
                 sec = ax.secondary_yaxis("right", functions=(lambda v: v / peak,
                                                              lambda f: f * peak))
-                sec.set_ylabel("fraction of peak (dotted: peak)")
+                sec.set_ylabel("fraction of peak (grey band: peak)")
     for ax in axes[len(phases):]:
         ax.set_visible(False)
     for ax in axes[::ncols]:

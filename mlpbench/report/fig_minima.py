@@ -48,8 +48,14 @@ def minima_fractions(data: pd.DataFrame, *, cls: str = "global", problem: str | 
         err = np.vstack([y - sub[f"{cls}_lo"].to_numpy(float),
                          sub[f"{cls}_hi"].to_numpy(float) - y])
         ax.errorbar(xs, y, yerr=err, fmt="none", ecolor="black", capsize=3, lw=1)
+        counts = (sub[f"frac_{cls}"] * sub["runs"]).round()
+        for x, c, r in zip(xs, counts, sub["runs"], strict=True):
+            if np.isfinite(c):  # the count itself: a zero bar is not a missing bar
+                ax.annotate(f"{int(c)}/{int(r)}", (x, 0), xytext=(0, 2),
+                            textcoords="offset points", ha="center", fontsize=6.5)
     n = int(d["runs"].min())
-    ax.set(ylim=(0, 1), xlabel=f"optimizer ({budget} budget)",
+    top = float(np.nanmax(d[f"{cls}_hi"].to_numpy(float))) if len(d) else 1.0
+    ax.set(ylim=(0, min(1.0, max(0.1, top * 1.25))), xlabel=f"optimizer ({budget} budget)",
            ylabel=f"fraction '{cls}' (of {n} inits)", title=problem)
     ax.legend(title="learning rate η", frameon=False, fontsize=8)
     return ax
