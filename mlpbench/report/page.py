@@ -13,7 +13,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,7 @@ from mlpbench.units import format_bytes
 
 #: column → header with its unit (columns not listed keep their name)
 HEADERS = {
+    "machine_id": "machine",
     "median_s": "median (s)", "iqr_s": "IQR (s)", "gflops": "GFLOP/s",
     "peak_gflops": "peak GFLOP/s", "peak_fraction": "fraction of peak",
     "samples_per_s": "samples/s", "params": "P (parameters)", "batch": "batch B",
@@ -56,12 +57,18 @@ class Section:
     #: figures to draw, in order: (caption, draw) until :func:`render_pending` draws them
     pending: list[tuple[str, Callable[[], Any]]] = field(default_factory=list, repr=False)
 
+    #: machine id -> the name it is shown by in tables (set per build by ``name_machines``)
+    machine_names: ClassVar[dict[str, str]] = {}
+
     def table(self, caption: str, frame: pd.DataFrame, **kw: Any) -> None:
         if "run_dir" in frame:  # a run folder is named by its last two parts, never a path
             frame = (frame.drop(columns="run_dir") if frame["run_dir"].nunique() <= 1 else
                      frame.assign(run_dir=frame["run_dir"].map(short_name)))
         if "machine_id" in frame and (frame["machine_id"] == "unknown").all():
             frame = frame.drop(columns="machine_id")
+        elif "machine_id" in frame and self.machine_names:  # a name, with the id beside it
+            frame = frame.assign(machine_id=frame["machine_id"].astype(str).map(
+                lambda m: self.machine_names.get(m, m)))
         self.tables.append((caption, html_table(frame, **kw)))
 
     def figure(self, caption: str, draw: Callable[[], Any]) -> None:
@@ -187,4 +194,7 @@ def load_data(asv_results: str | os.PathLike | None, run_dirs: Sequence[str]) ->
             runs[kind] = frame.assign(machine_id="unknown")
     sources = [short_name(d) for d in run_dirs] + (
         ["asv results"] if asv_results else [])
-    return ReportData(runs, hardware, asv, machines, sources, gates)
+    data = ReportData(runs, hardware, asv, machines, sources, gates)
+    ids = {str(m) for f in runs.values() if "machine_id" in f for m in f["machine_id"].unique()}
+    Section.machine_names = {m: data.machine_name(m) for m in ids}
+    return data
