@@ -14,7 +14,7 @@ import pandas as pd
 
 #: x-axes a trajectory table can be drawn against, and their labels with units
 X_LABELS = {"step": "steps", "time_s": "optimizer wall time (s)",
-            "grad_evals": "gradient evaluations"}
+            "grad_evals": "gradient evaluations (full-batch equivalents)"}
 
 
 def grid_for(values: np.ndarray, *, n: int = 120, log: bool = False) -> np.ndarray:
