@@ -50,6 +50,13 @@ def _per_machine(table: pd.DataFrame):
     return list(table.groupby("machine_id", sort=True))
 
 
+_COMPILE_NOTE = ("compile_s_first: one-off compile time in the first run (the cold inductor "
+                 "cache when the study started empty); compile_s: its median over runs (later "
+                 "runs reuse the on-disk cache).")
+_PRECISION_NOTE = ("fraction of peak: of the matmul peak measured in that precision (`mlpbench "
+                   "peak --mode bf16`); bf16-autocast is compared with the bf16 peak. A CPU "
+                   "without a bf16 matrix unit converts bf16 to fp32.")
+
 _COLS = ["machine_id", "framework", "phase", "mode", "dtype", "threads", "params",
          "input_dim", "width", "depth", "batch", "reps", "base_median_s", "median_s", "speedup",
          "speedup_min", "speedup_max", "efficiency", "efficiency_min", "efficiency_max",
@@ -72,33 +79,24 @@ def modes_section(d: ReportData) -> Section:
                    "`python scripts/bench_modes.py compile` for the study.")
         return s
     s.notes.append(_NOTE)
-    for mid, t in _per_machine(compiled):
-        t = t.assign(series=_series(t))
-        s.figure(f"torch.compile (inductor) over eager against P, per phase — "
-                 f"{d.machine_name(mid)}",
-                 lambda t=t: fig_modes.speedup_panels(t, ylabel="compile speedup over eager "
-                                                      "(×)"))
-    if len(compiled):
-        s.notes.append("compile_s_first: one-off compile time in the first run (the cold "
-                       "inductor cache when the study started empty); compile_s: its median "
-                       "over runs (later runs reuse the on-disk cache).")
-        s.table("torch.compile against eager: steady-state time per call (s), speedup, "
-                "compile time (s)", _show(compiled), name="modes-compile")
-    for mid, t in _per_machine(threads):
-        s.figure(f"Parallel efficiency against torch threads — {d.machine_name(mid)}",
-                 lambda t=t: fig_modes.thread_efficiency(t))
-    if len(threads):
-        s.table("Thread scaling: time per call (s) against the fewest threads, speedup and "
-                "parallel efficiency", _show(threads), name="modes-threads")
-    for mid, t in _per_machine(precision):
-        s.figure(f"Precision: speedup over fp32 per phase — {d.machine_name(mid)}",
-                 lambda t=t: fig_modes.precision_bars(t))
-    if len(precision):
-        s.notes.append("fraction of peak: of the matmul peak measured in that precision "
-                       "(`mlpbench peak --mode bf16`); bf16-autocast is compared with the bf16 "
-                       "peak. A CPU without a bf16 matrix unit converts bf16 to fp32.")
-        s.table("Precision against fp32: time per call (s), speedup, fraction of that "
-                "precision's peak", _show(precision), name="modes-precision")
+    compiled = compiled.assign(series=_series(compiled)) if len(compiled) else compiled
+    for table, figure, draw, note, caption, name in (
+            (compiled, "torch.compile (inductor) over eager against P, per phase",
+             lambda t: fig_modes.speedup_panels(t, ylabel="compile speedup over eager (×)"),
+             _COMPILE_NOTE, "torch.compile against eager: steady-state time per call (s), "
+             "speedup, compile time (s)", "modes-compile"),
+            (threads, "Parallel efficiency against torch threads", fig_modes.thread_efficiency,
+             None, "Thread scaling: time per call (s) against the fewest threads, speedup and "
+             "parallel efficiency", "modes-threads"),
+            (precision, "Precision: speedup over fp32 per phase", fig_modes.precision_bars,
+             _PRECISION_NOTE, "Precision against fp32: time per call (s), speedup, fraction "
+             "of that precision's peak", "modes-precision")):
+        for mid, t in _per_machine(table):
+            s.figure(f"{figure} — {d.machine_name(mid)}", lambda t=t, draw=draw: draw(t))
+        if len(table):
+            if note:
+                s.notes.append(note)
+            s.table(caption, _show(table), name=name)
     _roofline(s, d, points)
     return s
 
