@@ -12,6 +12,7 @@ from mlpbench.report.style import (
     label_bottoms,
     legend_outside,
     new_axes,
+    panel_grid,
     series_style,
 )
 from mlpbench.units import format_bytes
@@ -39,11 +40,7 @@ def throughput_panels(data: pd.DataFrame, *, y: str = "gflops", series: str = "s
     networks of one depth and batch joined across widths), error bars from the IQR. With
     ``peak`` (GFLOP/s) a right axis shows the fraction of it and a wide grey band the peak."""
     phases = list(dict.fromkeys(data["phase"]))
-    ncols = min(3, len(phases))
-    nrows = -(-len(phases) // ncols)
-    axes = new_axes((4.0 * ncols + 2.6, 3.1 * nrows + 0.4), ncols=ncols, nrows=nrows,
-                    sharex=True, sharey=True, margins=(0.85, 2.5, 0.6, 0.35))
-    axes = np.atleast_1d(axes)
+    axes, ncols = panel_grid(len(phases))
     names = list(dict.fromkeys(data.sort_values(["depth", "batch"])[series]))[:MAX_SERIES]
     for j, (ax, phase) in enumerate(zip(axes, phases, strict=False)):
         p = data[data["phase"] == phase]

@@ -13,6 +13,7 @@ from mlpbench.report.style import (
     label_bottoms,
     legend_outside,
     new_axes,
+    panel_grid,
     series_style,
 )
 
@@ -27,21 +28,13 @@ def _bars(g: pd.DataFrame, value: str) -> np.ndarray | None:
     return np.vstack([lo, hi])
 
 
-def _panels(n: int, width: float = 4.0, height: float = 3.1):
-    ncols = min(3, n)
-    nrows = -(-n // ncols)
-    axes = new_axes((width * ncols + 2.6, height * nrows + 0.4), ncols=ncols, nrows=nrows,
-                    sharex=True, sharey=True, margins=(0.85, 2.5, 0.6, 0.35))
-    return np.atleast_1d(axes), ncols
-
-
 def speedup_panels(data: pd.DataFrame, *, series: str = "series", x: str = "params",
                    value: str = "speedup", ylabel: str = "speedup (× less time)",
                    legend: str = "network"):
     """One panel per phase: ``value`` against ``x`` (log–log), one line per ``series``,
     error bars from the min–max over runs, a dotted line at 1 (no change)."""
     phases = list(dict.fromkeys(data["phase"]))
-    axes, ncols = _panels(len(phases))
+    axes, ncols = panel_grid(len(phases))
     names = list(dict.fromkeys(data[series]))[:MAX_SERIES]
     for ax, phase in zip(axes, phases, strict=False):
         p = data[data["phase"] == phase]
@@ -73,7 +66,7 @@ def thread_efficiency(data: pd.DataFrame):
     count, one line per network size, error bars from the min–max over runs."""
     data = data.assign(size="P=" + data["params"].map(lambda p: f"{int(p):,}"))
     phases = list(dict.fromkeys(data["phase"]))
-    axes, ncols = _panels(len(phases), width=3.6)
+    axes, ncols = panel_grid(len(phases), width=3.6)
     sizes = list(dict.fromkeys(data.sort_values("params")["size"]))[:MAX_SERIES]
     for ax, phase in zip(axes, phases, strict=False):
         p = data[data["phase"] == phase]

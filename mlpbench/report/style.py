@@ -62,6 +62,16 @@ def new_axes(size=(8.5, 4.2), ncols: int = 1, nrows: int = 1, *,
     return ax[0, 0] if ax.size == 1 else ax.ravel()
 
 
+def panel_grid(n: int, width: float = 4.0, height: float = 3.1):
+    """``n`` panels (phases) with shared axes, at most three per row, room for a legend on
+    the right: ``(flat array of Axes, columns)``."""
+    ncols = min(3, n)
+    nrows = -(-n // ncols)
+    axes = new_axes((width * ncols + 2.6, height * nrows + 0.4), ncols=ncols, nrows=nrows,
+                    sharex=True, sharey=True, margins=(0.85, 2.5, 0.6, 0.35))
+    return np.atleast_1d(axes), ncols
+
+
 def label_bottoms(axes, n: int, ncols: int, xlabel: str) -> None:
     """x tick labels and ``xlabel`` on every used panel with no used panel below it (with a
     shared x axis, matplotlib labels only the last row, leaving a panel above an empty cell
