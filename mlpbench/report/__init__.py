@@ -43,6 +43,9 @@ def build_report(asv_results: str | os.PathLike | None, run_dirs: Sequence[str],
     """Write the report page; return its path."""
     started = time.perf_counter()
     data = load_data(asv_results, run_dirs)
+    ids = {str(m) for f in data.runs.values() if "machine_id" in f
+           for m in f["machine_id"].unique()}
+    Section.machine_names = {m: data.machine_name(m) for m in ids}
     sections = [_make(make, data) for make in SECTIONS]
     render_pending(sections)
     env = jinja2.Environment(loader=jinja2.PackageLoader("mlpbench.report", "templates"),

@@ -57,7 +57,7 @@ class Section:
     #: figures to draw, in order: (caption, draw) until :func:`render_pending` draws them
     pending: list[tuple[str, Callable[[], Any]]] = field(default_factory=list, repr=False)
 
-    #: machine id -> the name it is shown by in tables (set per build by ``name_machines``)
+    #: machine id -> the name it is shown by in tables (set per build by ``build_report``)
     machine_names: ClassVar[dict[str, str]] = {}
 
     def table(self, caption: str, frame: pd.DataFrame, **kw: Any) -> None:
@@ -194,7 +194,4 @@ def load_data(asv_results: str | os.PathLike | None, run_dirs: Sequence[str]) ->
             runs[kind] = frame.assign(machine_id="unknown")
     sources = [short_name(d) for d in run_dirs] + (
         ["asv results"] if asv_results else [])
-    data = ReportData(runs, hardware, asv, machines, sources, gates)
-    ids = {str(m) for f in runs.values() if "machine_id" in f for m in f["machine_id"].unique()}
-    Section.machine_names = {m: data.machine_name(m) for m in ids}
-    return data
+    return ReportData(runs, hardware, asv, machines, sources, gates)
