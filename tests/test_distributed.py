@@ -284,11 +284,13 @@ def test_collectives_summary_medians():
 
 
 def test_resume_keeps_only_finished_launches(tmp_path):
-    from mlpbench.studies.distributed import _done_launches
+    from mlpbench.results import RunFolder
+    from mlpbench.studies.distributed import STUDY, _done_launches, add_derived
 
     rows = [{**r, "world_size": ws, "round": rnd, "status": st}
             for rnd, ws, st in [(0, 1, "ok"), (0, 2, "failed"), (1, 1, "ok")]
             for r in _rows()[:1]]
-    pd.DataFrame(rows).to_csv(tmp_path / "distributed.csv", index=False)
-    kept, coll, done = _done_launches(tmp_path)
+    add_derived(pd.DataFrame(rows)).to_csv(tmp_path / "distributed.csv", index=False)
+    with RunFolder(tmp_path, STUDY, resume=True) as folder:
+        kept, coll, done = _done_launches(folder)
     assert done == {(0, 1), (1, 1)} and len(kept) == 2 and coll == []

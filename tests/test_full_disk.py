@@ -86,12 +86,13 @@ def no_temp_files(*folders: Path) -> None:
 
 
 @pytest.mark.parametrize("argv, kind, writes, rows", [
-    (SWEEP, "sweep", 0, 0),  # the very first write (the metadata)
-    (SWEEP, "sweep", 2, 1),  # metadata and one point written, the second point's write fails
+    (SWEEP, "sweep", 0, 0),  # the very first write (--out's write probe, before measuring)
+    # the probe, metadata and one point written, the second point's write fails
+    (SWEEP, "sweep", 3, 1),
     (CONVERGE, "converge", 0, 0),
-    (CONVERGE, "converge", 3, 1),  # metadata, one run (trajectory + row), then full
+    (CONVERGE, "converge", 4, 1),  # probe, metadata, one run (trajectory + row), then full
     (NEWTON, "newton_cost", 0, 0),
-    (NEWTON, "newton_cost", 2, 1),
+    (NEWTON, "newton_cost", 3, 1),
 ], ids=["sweep-first", "sweep-mid", "converge-first", "converge-mid", "newton-first",
         "newton-mid"])
 def test_study_on_a_full_disk(argv, kind, writes, rows, tmp_path, monkeypatch, capsys):

@@ -205,7 +205,7 @@ def test_study_is_resumable(tmp_path, monkeypatch):
     real = study.train_many
     monkeypatch.setattr(study, "train_many", lambda w, seeds, *a, **k: (
         calls.append(list(seeds)), real(w, seeds, *a, **k))[1])
-    again = study.run_study(tmp_path, cfg)
+    again = study.run_study(tmp_path, cfg, resume=True)
     assert calls == [[int(first.iloc[0]["seed"])]]
     assert len(again) == len(first)
     calls.clear()

@@ -4,9 +4,11 @@ SIGTERM 143, each with a message (results already written stay consistent)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from mlpbench.cli import basic, distributed, minima, studies
 from mlpbench.cli.common import Parser
@@ -34,6 +36,12 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for module in COMMANDS:
         module.register(sub)
+    for command in sub.choices.values():  # every study that resumes may resume an upgrade
+        if "--resume" in command._option_string_actions:
+            command.add_argument(
+                "--allow-upgrade", action="store_true",
+                help="with --resume: continue results written by another mlpbench commit or "
+                     "results format (recorded in the metadata)")
     return parser
 
 
@@ -43,9 +51,22 @@ def _version() -> str:
     return f"mlpbench {__version__}"
 
 
-def _debug() -> bool:
-    import os
+@contextmanager
+def _upgrade_allowed(allowed: bool) -> Iterator[None]:
+    """``--allow-upgrade`` for the command's duration (read by mlpbench.results.RunFolder)."""
+    old = os.environ.get("MLPBENCH_ALLOW_UPGRADE")
+    if allowed:
+        os.environ["MLPBENCH_ALLOW_UPGRADE"] = "1"
+    try:
+        yield
+    finally:
+        if allowed and old is None:
+            os.environ.pop("MLPBENCH_ALLOW_UPGRADE", None)
+        elif allowed:
+            os.environ["MLPBENCH_ALLOW_UPGRADE"] = old
 
+
+def _debug() -> bool:
     return os.environ.get("MLPBENCH_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
 
 
@@ -54,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         args = build_parser().parse_args(argv)
-        return int(args.func(args) or 0)
+        with _upgrade_allowed(getattr(args, "allow_upgrade", False)):
+            return int(args.func(args) or 0)
     except UsageError as exc:
         print(f"mlpbench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -10,14 +10,17 @@ from __future__ import annotations
 import csv as csvlib
 import io
 import json
+import math
 import os
-from collections.abc import Iterable
+import stat
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from mlpbench.errors import UsageError
+from mlpbench.point import INT_KEYS
+from mlpbench.results.provenance import migrate
 
 
 def _modes_cmp(axis: str) -> tuple[set[str], set[str]]:
@@ -30,9 +33,8 @@ def _modes_cmp(axis: str) -> tuple[set[str], set[str]]:
 #: kind -> (required columns, numeric columns); numeric cells may be empty (missing)
 SCHEMAS: dict[str, tuple[set[str], set[str]]] = {
     "sweep": ({"device", "framework", "phase", "params", "batch", "status"},
-              {"params", "batch", "input_dim", "width", "depth", "median_s", "iqr_s",
-               "gflops", "peak_fraction", "samples_per_s", "host_peak_rss", "first_call_s",
-               "compile_s", "threads"}),
+              {"params", *INT_KEYS, "median_s", "iqr_s", "gflops", "peak_fraction",
+               "samples_per_s", "host_peak_rss", "first_call_s", "compile_s"}),
     "crossover": ({"phase", "crossover_params"}, {"crossover_params", "points_compared"}),
     "converge": ({"workload", "optimizer", "seed", "status", "target_loss"},
                  {"seed", "steps", "time_s", "grad_evals", "final_loss", "target_loss"}),
@@ -73,10 +75,51 @@ KINDS = tuple(SCHEMAS)
 #: kind -> integer key columns: every row must hold a whole number there (a resume matches
 #: rows by them, so a missing or fractional key would re-measure or duplicate a point)
 INTEGER_KEYS: dict[str, tuple[str, ...]] = {
-    "sweep": ("params", "batch", "input_dim", "width", "depth"),
+    "sweep": ("params", *(k for k in INT_KEYS if k != "threads")),  # threads: 0 in old tables
     "converge": ("seed",), "trajectories": ("seed", "step"), "lr_sensitivity": ("seed",),
     "minima_runs": ("seed",), "newton_cost": ("params",),
 }
+
+
+#: columns that hold a physical non-negative quantity wherever they hold a number (times,
+#: counts, sizes, bytes, rates); a negative or infinite value there is corruption
+NON_NEGATIVE = ("params", "batch", "input_dim", "width", "depth", "threads", "median_s",
+                "mean_s", "iqr_s", "n_samples", "gflops", "samples_per_s", "peak_fraction",
+                "peak_gflops", "host_peak_rss", "host_baseline_rss", "first_call_s",
+                "compile_s", "time_s", "steps", "grad_evals", "runs", "reached", "seed",
+                "predicted_bytes", "host_peak_bytes", "bytes", "world_size", "nodes",
+                "step_s", "compute_s", "busbw_gbps", "calls_per_sample")
+#: kind -> (status column value meaning "measured", the columns such a row must hold)
+MEASURED: dict[str, tuple[str, tuple[str, ...]]] = {
+    "sweep": ("ok", ("median_s",)), "newton_cost": ("ok", ("median_s",)),
+    "distributed": ("ok", ("step_s",)),
+}
+
+
+def _check_values(frame: pd.DataFrame, path: Path, kind: str) -> None:
+    """Numbers are physical: non-negative and finite where they measure something, and a row
+    whose status says it was measured holds its measurement."""
+    for col in NON_NEGATIVE:
+        if col not in frame or not pd.api.types.is_numeric_dtype(frame[col]):
+            continue
+        v = frame[col]
+        bad = (v < 0) | v.isin([math.inf, -math.inf])
+        if bad.any():
+            row = int(bad.to_numpy().nonzero()[0][0])
+            raise UsageError(f"corrupt results table {path}: row {row + 2}, column {col!r}: "
+                             f"{v.iloc[row]!r} is not a finite non-negative number")
+    status, need = MEASURED.get(kind, ("", ()))
+    if "status" not in frame:
+        return
+    for col in need:
+        if col not in frame:
+            continue
+        bad = (frame["status"].astype(str) == status) & ~(frame[col] > 0)
+        if bad.any():
+            row = int(bad.to_numpy().nonzero()[0][0])
+            raise UsageError(f"corrupt results table {path}: row {row + 2} has status "
+                             f"{status!r} but {col} {frame[col].iloc[row]!r} (a measured row "
+                             "needs a positive time)")
 
 
 def _check_numeric(frame: pd.DataFrame, path: Path, numeric: set[str]) -> pd.DataFrame:
@@ -125,6 +168,7 @@ def read_table(path: Path, kind: str | None = None) -> pd.DataFrame:
     """A results CSV, validated against its kind's schema (by file stem unless given)."""
     path = Path(path)
     kind = kind or path.stem
+    _regular_file(path, "results table")
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -149,80 +193,37 @@ def read_table(path: Path, kind: str | None = None) -> pd.DataFrame:
     if len(frame) and (frame[list(frame.columns)].astype(str) == pd.Series(
             frame.columns, index=frame.columns)).all(axis=1).any():
         raise UsageError(f"corrupt results table {path}: a header line repeats inside it")
-    return _check_keys(_check_numeric(frame, path, numeric), path, kind)
+    frame = _check_keys(_check_numeric(frame, path, numeric), path, kind)
+    _check_values(frame, path, kind)
+    return frame
+
+
+def _regular_file(path: Path, what: str) -> None:
+    """Refuse anything but a regular file (a FIFO would block the reader forever)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return  # open() below names it
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"cannot read {what} {path}: not a regular file")
 
 
 def read_meta(path: Path) -> dict[str, Any]:
-    """A metadata JSON object; missing is ``{}``, anything but an object is corrupt."""
+    """A metadata JSON object in the current results format (older formats migrated, unknown
+    ones refused: :mod:`mlpbench.results.provenance`); missing is ``{}``, anything but an
+    object is corrupt."""
+    _regular_file(Path(path), "metadata")
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
+    except UnicodeDecodeError:
+        raise UsageError(f"corrupt metadata {path}: not UTF-8 text") from None
     except (OSError, ValueError) as exc:
         raise UsageError(f"corrupt metadata {path}: {exc}".splitlines()[0]) from None
     if not isinstance(data, dict):
         raise UsageError(f"corrupt metadata {path}: expected a JSON object, got "
                          f"{type(data).__name__}")
-    return data
-
-
-def _tables_in(d: Path) -> list[Path]:
-    csvs = [d / f"{k}.csv" for k in KINDS if (d / f"{k}.csv").exists()]
-    return csvs + [p for p in sorted(d.glob("*/*.csv")) if p.stem in KINDS]
-
-
-def load_runs(dirs: Iterable[str | os.PathLike]) -> dict[str, pd.DataFrame]:
-    """All tables found in the run folders, concatenated per kind.
-
-    Each row gains ``run_dir``; rows without a ``machine_id`` take the one in the kind's
-    metadata. A folder holding no mlpbench table is a :class:`UsageError`.
-    """
-    found: dict[str, list[pd.DataFrame]] = {}
-    for d in dirs:
-        d = Path(d)
-        if not d.is_dir():
-            raise UsageError(f"run folder {str(d)!r} does not exist")
-        csvs = _tables_in(d)
-        if not csvs and not (d / "gate.json").is_file():
-            raise UsageError(f"run folder {str(d)!r} holds no mlpbench results "
-                             f"({', '.join(k + '.csv' for k in KINDS[:3])}, ...)")
-        for csv in csvs:
-            frame = read_table(csv)
-            if frame.empty:
-                continue
-            meta = read_meta(csv.with_suffix(".json"))
-            frame = frame.assign(run_dir=str(csv.parent))
-            hw = meta.get("hardware")
-            if "machine_id" not in frame and isinstance(hw, dict):
-                frame = frame.assign(machine_id=hw.get("machine_id"))
-            wall = meta.get("wall")  # cost tables written before rows carried usable_bytes
-            if csv.stem == "newton_cost" and "usable_bytes" not in frame \
-                    and isinstance(wall, dict) and wall.get("usable_bytes"):
-                frame = frame.assign(usable_bytes=wall["usable_bytes"])
-            found.setdefault(csv.stem, []).append(frame)
-    return {k: pd.concat(v, ignore_index=True) for k, v in found.items()}
-
-
-def load_meta(dirs: Iterable[str | os.PathLike]) -> dict[str, dict[str, dict[str, Any]]]:
-    """Metadata per kind, keyed by run folder: ``{kind: {run_dir: meta}}``."""
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    for d in dirs:
-        for csv in _tables_in(Path(d)):
-            meta = read_meta(csv.with_suffix(".json"))
-            if meta:
-                out.setdefault(csv.stem, {})[str(csv.parent)] = meta
-    return out
-
-
-def load_hardware(dirs: Iterable[str | os.PathLike]) -> dict[str, dict[str, Any]]:
-    """Hardware descriptions found in run metadata, keyed by machine id."""
-    machines: dict[str, dict[str, Any]] = {}
-    for d in dirs:
-        for meta_path in list(Path(d).glob("*.json")) + list(Path(d).glob("*/*.json")):
-            try:
-                hw = read_meta(meta_path).get("hardware")
-            except UsageError:  # not a metadata object (e.g. a study's log list)
-                continue
-            if isinstance(hw, dict) and hw.get("machine_id"):
-                machines.setdefault(hw["machine_id"], hw)
-    return machines
+    return migrate(data, path) if data else data

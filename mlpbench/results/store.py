@@ -1,11 +1,12 @@
 """Writing results: one folder per run, locked while written, every file replaced atomically.
 
-A study opens its output folder with :class:`RunFolder`. The folder is locked (a lock file
-holding the writer's PID) so two processes never write one folder; a lock left by a dead
-process is detected, reported and taken over. Tables are rewritten atomically after every
-finished item, so a kill loses at most the item in flight. Metadata is strict JSON (NaN and
-infinities become ``null``). A resumed run whose configuration differs from the stored one is
-refused with the difference named.
+Every study declares itself once (:class:`Study`: its tables and the unit it writes) and
+opens its output folder with :class:`RunFolder`, the one contract: the folder is locked
+(:mod:`mlpbench.results.lock`) so two processes never write one folder; tables are rewritten
+atomically after every finished unit, so a kill loses at most the unit in flight; a resume
+refuses a changed configuration, another mlpbench commit or results format (unless allowed,
+and then recorded) and a corrupt table; metadata is strict JSON (NaN and infinities become
+``null``) carrying provenance (:mod:`mlpbench.results.provenance`) and the study's times.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ import errno
 import json
 import math
 import os
-import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from mlpbench.errors import UsageError
-
-LOCK_NAME = ".mlpbench.lock"
+from mlpbench.results import lock
+from mlpbench.results.lock import LOCK_NAME  # noqa: F401 - re-exported
+from mlpbench.results.provenance import provenance, same_code
 
 
 def _os_error(what: str, path: Path, exc: OSError) -> UsageError:
@@ -72,38 +75,42 @@ def atomic_write(path: Path, text: str) -> None:
 
 
 def write_table(out: Path, kind: str, frame: pd.DataFrame) -> Path:
+    """Replace ``<kind>.csv`` in ``out`` atomically (refused while another process holds
+    the folder's lock)."""
+    lock.check_free(Path(out))
     path = Path(out) / f"{kind}.csv"
     atomic_write(path, frame.to_csv(index=False))
     return path
 
 
 def write_meta(out: Path, kind: str, meta: dict[str, Any]) -> Path:
+    """Replace ``<kind>.json`` in ``out`` atomically (strict JSON)."""
     path = Path(out) / f"{kind}.json"
     atomic_write(path, dumps(meta))
     return path
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def prepare_out(out: str | os.PathLike, marker: str | None = None, resume: bool = False) -> Path:
-    """Create ``out`` and check it is writable; refuse to overwrite ``marker`` unless resuming."""
+    """Create ``out`` and check it is writable (a probe that writes bytes, so a full disk is
+    found before any measuring); refuse to overwrite ``marker`` unless resuming."""
     if not str(out).strip():
         raise UsageError("--out must name a folder, got an empty string")
     path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"cannot write to --out {str(path)!r}: it is a file, not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".write-test.{os.getpid()}"
-        probe.write_text("")
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
         probe.unlink()
     except OSError as exc:
+        try:
+            (path / f".write-test.{os.getpid()}").unlink()
+        except OSError:
+            pass
         raise _os_error("write to --out", path, exc) from None
     if marker and (path / marker).exists() and not resume:
         raise UsageError(f"{path / marker} already holds results; pass --resume to continue "
@@ -111,89 +118,129 @@ def prepare_out(out: str | os.PathLike, marker: str | None = None, resume: bool 
     return path
 
 
+@dataclass(frozen=True)
+class Study:
+    """What a study writes, declared once: its main table (``kind``, also the metadata file
+    ``<kind>.json`` holding its configuration), the unit written atomically as soon as it is
+    finished, and every table it writes (validated on resume)."""
+
+    kind: str
+    unit: str  # "point", "run", "operation", "launch", "run group"
+    tables: tuple[str, ...] = ()
+    meta: str = ""  # the metadata file's stem, when it is not ``kind``
+
+    def __post_init__(self) -> None:
+        STUDIES[self.kind] = self
+
+    @property
+    def meta_kind(self) -> str:
+        return self.meta or self.kind
+
+    @property
+    def all_tables(self) -> tuple[str, ...]:
+        return (self.kind, *(t for t in self.tables if t != self.kind))
+
+
+#: every declared study, by kind (filled as the study modules are imported)
+STUDIES: dict[str, Study] = {}
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def upgrade_allowed() -> bool:
+    """Whether a resume may continue results written by other code (``--allow-upgrade``,
+    which sets ``MLPBENCH_ALLOW_UPGRADE=1``)."""
+    return os.environ.get("MLPBENCH_ALLOW_UPGRADE", "").strip().lower() in ("1", "true", "yes")
+
+
 class RunFolder:
-    """A locked output folder for one study (use as a context manager).
+    """The one contract every study writes through (use as a context manager).
+
+    It locks the folder (a second writer is refused), refuses results already there unless
+    resuming, and on ``--resume`` refuses a changed configuration, another results format or
+    another mlpbench commit (unless ``allow_upgrade``, recorded in the metadata), and validates
+    every table of the study before anything is measured. Each finished unit is written
+    atomically (:meth:`write`); the metadata records provenance, ``started``, ``finished`` and
+    ``wall_s``.
 
     Parameters
     ----------
     out : path
         The folder (created if needed).
-    kind : str
-        The study's main table (``sweep``, ``converge``, ``newton_cost``...).
+    study : Study or str
+        The study (or, for a study not declared, its main table's kind).
     resume : bool
         Continue the tables already there; otherwise existing results are refused.
     config : dict
         The study's configuration; with ``resume`` it must equal the stored one.
+    allow_upgrade : bool, optional
+        Let a resume continue results of another mlpbench commit or format (default:
+        :func:`upgrade_allowed`).
     """
 
-    def __init__(self, out: str | os.PathLike, kind: str, *, resume: bool = False,
-                 config: dict[str, Any] | None = None) -> None:
-        self.kind, self.resume = kind, resume
-        self.path = prepare_out(out, f"{kind}.csv", resume)
+    def __init__(self, out: str | os.PathLike, study: Study | str, *, resume: bool = False,
+                 config: dict[str, Any] | None = None,
+                 allow_upgrade: bool | None = None) -> None:
+        self.study = study if isinstance(study, Study) else STUDIES.get(study) or Study(
+            study, "item")
+        self.kind, self.resume = self.study.kind, resume
+        self.allow_upgrade = upgrade_allowed() if allow_upgrade is None else allow_upgrade
+        self.path = prepare_out(out, f"{self.kind}.csv", resume)
         self.config = strict(config or {})
-        self._locked = False
+        self._lock: Path | None = None
+        self._clock = time.perf_counter()
+        self._meta: dict[str, dict[str, Any]] = {}
+        self._stored: dict[str, Any] = {}
 
     def __enter__(self) -> RunFolder:
-        self._lock()
+        self._lock = lock.acquire(self.path)
         try:
             if self.resume:
-                self._check_config()
+                self._check_resume()
         except BaseException:
             self._unlock()
             raise
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._unlock()
-
-    def _lock(self) -> None:
-        lock = self.path / LOCK_NAME
-        for _ in range(2):
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                try:
-                    pid = int(lock.read_text().strip() or 0)
-                except (OSError, ValueError):
-                    pid = 0
-                if pid and _pid_alive(pid) and pid != os.getpid():
-                    raise UsageError(f"{self.path} is being written by another mlpbench "
-                                     f"process (PID {pid}); wait for it or choose another "
-                                     "--out") from None
-                print(f"mlpbench: taking over a stale lock in {self.path} (PID {pid} is gone)",
-                      file=sys.stderr)
-                lock.unlink(missing_ok=True)
-                continue
-            except OSError as exc:
-                raise _os_error("lock", lock, exc) from None
-            with os.fdopen(fd, "w") as f:
-                f.write(str(os.getpid()))
-            self._locked = True
-            return
-        raise UsageError(f"cannot lock {self.path}: the lock file keeps reappearing")
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        try:
+            main = self.study.meta_kind
+            if main in self._meta:
+                done = exc_type is None
+                self.write_meta(main, {**self._meta[main],
+                                            "finished": _now() if done else None,
+                                            "status": "finished" if done else "interrupted"})
+        except UsageError:
+            if exc_type is None:  # a failure of its own; else keep the one in flight
+                raise
+        finally:
+            self._unlock()
 
     def _unlock(self) -> None:
-        if self._locked:
-            (self.path / LOCK_NAME).unlink(missing_ok=True)
-            self._locked = False
+        if self._lock is not None:
+            self._lock.unlink(missing_ok=True)
+            self._lock = None
 
-    def _check_config(self) -> None:
-        meta_path = self.path / f"{self.kind}.json"
-        if not meta_path.exists() or not self.config:
-            return
-        from mlpbench.results.schema import read_meta
+    def _check_resume(self) -> None:
+        from mlpbench.results.schema import read_meta, read_table
 
-        stored = read_meta(meta_path).get("config")
-        if not isinstance(stored, dict):
-            return
-        diff = [k for k in sorted(set(stored) | set(self.config))
-                if json.dumps(stored.get(k), sort_keys=True, default=str)
-                != json.dumps(self.config.get(k), sort_keys=True, default=str)]
-        if diff:
-            k = diff[0]
-            raise UsageError(f"--resume with a different configuration: {k} was "
-                             f"{stored.get(k)!r}, now {self.config.get(k)!r} "
-                             f"({len(diff)} setting(s) differ); use another --out")
+        meta_path = self.path / f"{self.study.meta_kind}.json"
+        self._stored = read_meta(meta_path) if meta_path.exists() else {}
+        stored = self._stored.get("config")
+        if self.config and isinstance(stored, dict):
+            _check_same_config(stored, self.config)
+        why = same_code(self._stored, provenance()) if self._stored else None
+        if why and not self.allow_upgrade:
+            raise UsageError(f"--resume of {self.path}: its results were {why}; pass "
+                             "--allow-upgrade to continue them with this code (recorded), "
+                             "or use another --out")
+        if why:
+            self._stored.setdefault("upgrades", []).append({"at": _now(), "from": why})
+        for kind in self.study.all_tables:
+            if (self.path / f"{kind}.csv").exists():
+                read_table(self.path / f"{kind}.csv")
 
     def rows(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Rows already stored for ``kind`` (validated), or none when not resuming."""
@@ -206,8 +253,32 @@ class RunFolder:
         return read_table(path).to_dict("records")
 
     def write(self, kind: str, frame: pd.DataFrame | list[dict[str, Any]]) -> Path:
+        """Replace table ``kind`` atomically (call after every finished unit)."""
         frame = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame)
         return write_table(self.path, kind, frame)
 
     def write_meta(self, kind: str, meta: dict[str, Any]) -> Path:
-        return write_meta(self.path, kind, {**meta, "config": self.config or meta.get("config")})
+        """Write ``<kind>.json``: ``meta`` plus the configuration, provenance and times."""
+        first = self._stored.get("first_started") or self._stored.get("started")
+        times = {"started": _now() if kind not in self._meta else self._meta[kind]["started"]}
+        wall = round(time.perf_counter() - self._clock, 3)
+        full = {**meta, **provenance(), **times, "wall_s": wall,
+                "first_started": first if self.resume and first else times["started"],
+                "config": self.config or meta.get("config")}
+        for key in ("upgrades",):
+            if self._stored.get(key):
+                full[key] = self._stored[key]
+        full.setdefault("finished", None)
+        self._meta[kind] = full
+        return write_meta(self.path, kind, full)
+
+
+def _check_same_config(stored: dict[str, Any], config: dict[str, Any]) -> None:
+    diff = [k for k in sorted(set(stored) | set(config))
+            if json.dumps(stored.get(k), sort_keys=True, default=str)
+            != json.dumps(config.get(k), sort_keys=True, default=str)]
+    if diff:
+        k = diff[0]
+        raise UsageError(f"--resume with a different configuration: {k} was "
+                         f"{stored.get(k)!r}, now {config.get(k)!r} "
+                         f"({len(diff)} setting(s) differ); use another --out")

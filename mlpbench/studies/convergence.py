@@ -19,9 +19,11 @@ from mlpbench.errors import UsageError
 from mlpbench.optimizers import OptimizerId, resolve
 from mlpbench.problems.runner import Budget, RunSettings, run
 from mlpbench.problems.workloads import WORKLOADS, make_workload
-from mlpbench.results import RunFolder
+from mlpbench.results import RunFolder, Study
 
 KIND = "converge"
+#: one row per run (and its trajectory), written as each run finishes
+STUDY = Study(KIND, "run", (KIND, "trajectories", "lr_sensitivity"))
 DEFAULT_OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad",
                       "lbfgs", "lbfgs[line_search=none]")
 
@@ -157,7 +159,7 @@ def converge_to_dir(out, *, workloads: Sequence[str], optimizers: Sequence[str],
               "lr_values": list(lr_values), "threads": n_threads}
     kw = dict(device=device, budget=budget, settings=settings, progress=progress)
     tables: dict[str, pd.DataFrame] = {}
-    with RunFolder(out, KIND, resume=resume, config=config) as folder, threads(n_threads):
+    with RunFolder(out, STUDY, resume=resume, config=config) as folder, threads(n_threads):
         folder.write_meta(KIND, {"hardware": describe_hardware(), "torch": torch.__version__})
         jobs = [(w, o, s, {}) for w in workloads for o in optimizers for s in seeds]
         tables["converge"] = _part(folder, "converge", jobs, "trajectories", **kw)

@@ -14,7 +14,7 @@ the per-worker batch fixed (global batch = batch · P). In both, efficiency is
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import shutil
 import socket
@@ -30,7 +30,7 @@ import torch
 from mlpbench.devices import describe_hardware
 from mlpbench.errors import UsageError
 from mlpbench.measure.collectives import size_ladder
-from mlpbench.results import atomic_write, prepare_out
+from mlpbench.results import RunFolder, Study
 from mlpbench.spec import MLPSpec
 from mlpbench.studies.distributed_launch import launch
 
@@ -83,21 +83,28 @@ def _positive(name: str, values: tuple) -> None:
     if not values:
         raise UsageError(f"{name} must not be empty")
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-            raise UsageError(f"{name} must be positive numbers, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf:
+            raise UsageError(f"{name} must be positive finite numbers, got {v!r}")
+    if len(set(values)) != len(values):
+        raise UsageError(f"{name}: {', '.join(map(str, values))} repeats a value")
 
 
 def validate(c: DistConfig) -> None:
     """Raise :class:`UsageError` for a configuration that cannot run on this machine."""
     if c.backend not in BACKENDS:
         raise UsageError(f"unknown backend {c.backend!r}; choose from {', '.join(BACKENDS)}")
-    for name in ("world_sizes", "input_dims", "widths", "depths", "batches", "bucket_caps_mb"):
+    for name in ("world_sizes", "input_dims", "widths", "depths", "batches", "bucket_caps_mb",
+                 "scalings"):
+        if name == "scalings":
+            if len(set(c.scalings)) != len(c.scalings):
+                raise UsageError(f"scalings: {', '.join(c.scalings)} repeats a value")
+            continue
         _positive(name.replace("_", "-"), getattr(c, name))
     for name in ("world_sizes", "input_dims", "widths", "depths", "batches"):
         if any(not isinstance(v, int) for v in getattr(c, name)):
             raise UsageError(f"{name.replace('_', '-')} must be integers")
-    _positive("steps/rounds/threads/nnodes", (c.steps, c.rounds, c.threads, c.nnodes))
-    _positive("timeouts", (c.launch_timeout_s, c.pg_timeout_s))
+    for name in ("steps", "rounds", "threads", "nnodes", "launch_timeout_s", "pg_timeout_s"):
+        _positive(name.replace("_", "-"), (getattr(c, name),))
     if c.warmup < 0 or not 0 <= c.node_rank < c.nnodes:
         raise UsageError(f"need warmup >= 0 and 0 <= node-rank < nnodes, got {c.warmup}, "
                          f"{c.node_rank}, {c.nnodes}")
@@ -225,23 +232,22 @@ def add_derived(frame: pd.DataFrame) -> pd.DataFrame:
     return f.drop(columns="_base")
 
 
-def save(out: Path, rows: list[dict], coll: list[dict], meta: dict) -> pd.DataFrame:
+#: the study as a study of the store's contract: one launch (round, world size) per unit
+STUDY = Study("distributed", "launch", ("distributed", "collectives"))
+
+
+def save(folder: RunFolder, rows: list[dict], coll: list[dict], meta: dict) -> pd.DataFrame:
     """Write ``distributed.csv`` (+ derived columns), ``collectives.csv`` and the metadata."""
     frame = add_derived(pd.DataFrame(rows)) if rows else pd.DataFrame()
-    atomic_write(out / "distributed.csv", frame.to_csv(index=False))
+    folder.write("distributed", frame)
     if coll:  # no empty table: --no-collectives writes no collectives.csv
-        atomic_write(out / "collectives.csv", pd.DataFrame(coll).to_csv(index=False))
-    atomic_write(out / "distributed.json", json.dumps(meta, indent=2, allow_nan=False,
-                                                      default=str))
+        folder.write("collectives", pd.DataFrame(coll))
+    folder.write_meta(STUDY.kind, meta)
     return frame
 
 
-def _done_launches(out: Path) -> tuple[list[dict], list[dict], set]:
-    if not (out / "distributed.csv").exists():
-        return [], [], set()
-    rows = pd.read_csv(out / "distributed.csv").to_dict("records")
-    coll_path = out / "collectives.csv"
-    coll = pd.read_csv(coll_path).to_dict("records") if coll_path.exists() else []
+def _done_launches(folder: RunFolder) -> tuple[list[dict], list[dict], set]:
+    rows, coll = folder.rows("distributed"), folder.rows("collectives")
     done = {(r["round"], r["world_size"]) for r in rows if r["status"] in ("ok", "diverged")}
     rows = [r for r in rows if (r["round"], r["world_size"]) in done]
     coll = [r for r in coll if (r["round"], r["world_size"]) in done]
@@ -253,13 +259,22 @@ def run_distributed(c: DistConfig, out: str | os.PathLike, *, resume: bool = Fal
     """Run the study; return the distributed table (only node rank 0 writes files)."""
     if c.master_port is not None and c.node_rank == 0:
         check_port(c.master_addr, c.master_port)
-    writer = c.node_rank == 0
-    path = prepare_out(out, "distributed.csv" if writer else None, resume) if writer else None
-    rows, coll, done = _done_launches(path) if writer and resume else ([], [], set())
+    if c.node_rank != 0:
+        _launches(c, None, set(), log)
+        return pd.DataFrame()
+    config = {k: v for k, v in asdict(c).items() if k not in ("node_rank", "fault")}
+    with RunFolder(out, STUDY, resume=resume, config=config) as folder:
+        return _launches(c, folder, _done_launches(folder), log)
+
+
+def _launches(c: DistConfig, folder: RunFolder | None, state, log) -> pd.DataFrame:
+    rows, coll, done = state if folder is not None else ([], [], set())
     here = describe_hardware()
     # "hardware" is node 0's description (as in every other kind); "node_hardware" every node's
-    meta = {"config": asdict(c), "hardware": here, "node_hardware": [{"node_rank": 0, **here}],
+    meta = {"hardware": here, "node_hardware": [{"node_rank": 0, **here}],
             "torch": torch.__version__}
+    if folder is not None:
+        folder.write_meta(STUDY.kind, meta)
     ctx = {"machine_id": here["machine_id"], "hostname": here["hostname"]}
     with tempfile.TemporaryDirectory(prefix="mlpbench-dist-") as tmp:
         for rnd in range(c.rounds):
@@ -267,20 +282,20 @@ def run_distributed(c: DistConfig, out: str | os.PathLike, *, resume: bool = Fal
                 if (rnd, ws) in done:
                     continue
                 result_path = Path(tmp) / f"r{rnd}-ws{ws}" / "result.json"
-                result_path.parent.mkdir()
+                result_path.parent.mkdir(exist_ok=True)
                 plan = plan_for(c, ws, result_path)
                 port = c.master_port or free_port()
                 result, failure, log_path = launch(plan, c, ws, port)
                 log(f"round {rnd} world size {ws}: {failure or 'ok'}")
-                if not writer:
+                if folder is None:
                     continue
                 if failure:  # keep the torchrun log of a failed launch beside the results
-                    (path / "logs").mkdir(exist_ok=True)
-                    shutil.copy(log_path, path / "logs" / f"r{rnd}-ws{ws}.log")
+                    (folder.path / "logs").mkdir(exist_ok=True)
+                    shutil.copy(log_path, folder.path / "logs" / f"r{rnd}-ws{ws}.log")
                 rows += [{**ctx, **r} for r in _rows_for_launch(c, ws, rnd, result, failure)]
                 coll += [{**ctx, "round": rnd, "world_size": ws, "nodes": c.nnodes,
                           "backend": c.backend, **r} for r in result.get("collectives", [])]
                 if result.get("hardware"):
                     meta["node_hardware"] = result["hardware"]
-                save(path, rows, coll, meta)
+                save(folder, rows, coll, meta)
     return add_derived(pd.DataFrame(rows)) if rows else pd.DataFrame()

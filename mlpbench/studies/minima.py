@@ -9,14 +9,14 @@ learning rate, on each problem, under two budget regimes:
 
 One vectorised run per (problem, batch size) trains all (seed, η) pairs and is observed at
 both budgets (a run stopped early ends the same under both). Each end point is polished in
-fp64 and classified (:mod:`mlpbench.analysis.minima`). Rows are written after every
-(problem, batch size) group with an atomic rewrite; a rerun skips finished
-(problem, optimizer, budget, seed) rows.
+fp64 and classified (:mod:`mlpbench.analysis.minima`). The study writes through the store's
+contract (:class:`mlpbench.results.RunFolder`: lock, changed-configuration refusal on resume,
+validated tables); rows are written atomically after every chunk of :data:`CHUNK` runs, and
+a resume skips finished (problem, optimizer, budget, seed) rows.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -29,6 +29,7 @@ import torch
 from mlpbench.errors import UsageError
 from mlpbench.problems.minima_workloads import MINIMA_PROBLEMS, make_minima_workload
 from mlpbench.problems.runner import RunSettings
+from mlpbench.results import RunFolder, Study
 from mlpbench.studies.minima_classify import classify, end_point_class, polish_many
 from mlpbench.studies.minima_engine import layer_shapes, train_many
 
@@ -86,32 +87,34 @@ def budgets_for(batch: int | None, n: int, cfg: MinimaConfig) -> dict[str, int]:
             "evals": _round_up(cfg.evals / per_step, cfg.eval_every)}
 
 
-def _save_thetas(out_dir: Path, problem: str, batch: int | None, pairs, names, flat) -> None:
-    """The unpolished end points of one group (fp32 values), so the polish can be redone."""
+def _save_thetas(out_dir: Path, name: str, pairs, names, flat) -> None:
+    """The unpolished end points of one chunk (fp32 values), so the polish can be redone."""
     d = out_dir / "end_points"
     d.mkdir(exist_ok=True)
-    path = d / f"{problem}_batch-{batch or 'full'}.npz"
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, theta=np.stack([sn.theta for sn in flat]).astype(np.float32),
-                        seed=np.repeat([s for s, _ in pairs], len(names)),
-                        lr=np.repeat([lr for _, lr in pairs], len(names)),
-                        budget=np.array(names * len(pairs)))
-    os.replace(tmp, path)
+    path = d / f"{name}.npz"
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    try:
+        np.savez_compressed(tmp, theta=np.stack([sn.theta for sn in flat]).astype(np.float32),
+                            seed=np.repeat([s for s, _ in pairs], len(names)),
+                            lr=np.repeat([lr for _, lr in pairs], len(names)),
+                            budget=np.array(names * len(pairs)))
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def _group_rows(problem: str, batch: int | None, cfg: MinimaConfig,
+def _chunk_rows(problem: str, batch: int | None, cfg: MinimaConfig, pairs: list[tuple],
                 todo: set[tuple], out_dir: Path) -> list[dict]:
+    """Train, polish and classify one chunk of (seed, lr) runs of one (problem, batch)."""
     w = make_minima_workload(problem, seed=cfg.data_seed)
     limits = budgets_for(batch, w.n_train, cfg)
-    pairs = [(s, lr) for lr in cfg.lrs for s in range(cfg.inits)
-             if any((problem, optimizer_id(batch, lr), b, s) in todo for b in limits)]
-    if not pairs:
-        return []
     names = list(limits)
     snaps = train_many(w, [s for s, _ in pairs], [lr for _, lr in pairs], batch,
                        [limits[b] for b in names], cfg.settings)
     flat = [sn for per in snaps for sn in per]
-    _save_thetas(out_dir, problem, batch, pairs, names, flat)
+    _save_thetas(out_dir, f"{problem}_batch-{batch or 'full'}_seed-{pairs[0][0]}"
+                 f"_lr-{pairs[0][1]:g}", pairs, names, flat)
     polished = polish_many(w, np.stack([sn.theta for sn in flat]), layer_shapes(
         w.make_model(0)), max_iter=cfg.polish_iter)
     per_step = 1.0 if batch is None else min(batch, w.n_train) / w.n_train
@@ -132,18 +135,10 @@ def _group_rows(problem: str, batch: int | None, cfg: MinimaConfig,
     return [r for r in rows if tuple(r[c] for c in KEY) in todo]
 
 
-def _atomic_csv(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    frame.to_csv(tmp, index=False)
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _atomic_json(obj: dict, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, allow_nan=False, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+def _todo_pairs(problem: str, batch: int | None, cfg: MinimaConfig,
+                todo: set[tuple]) -> list[tuple[int, float]]:
+    return [(s, lr) for lr in cfg.lrs for s in range(cfg.inits)
+            if any((problem, optimizer_id(batch, lr), b, s) in todo for b in ("steps", "evals"))]
 
 
 def all_keys(cfg: MinimaConfig) -> list[tuple]:
@@ -153,30 +148,43 @@ def all_keys(cfg: MinimaConfig) -> list[tuple]:
             for lr in cfg.lrs for reg in ("steps", "evals") for s in range(cfg.inits)]
 
 
+#: the experiment as a study of the store's contract: rows written per chunk of runs
+STUDY = Study("minima_runs", "chunk of runs", ("minima_runs", "minima_summary",
+                                                "minima_paired"), meta="minima")
+#: runs trained together (vectorised) and written together: a kill loses at most this many
+CHUNK = 8
+
+
 def run_study(out: str | os.PathLike, cfg: MinimaConfig = MinimaConfig(), *,
-              resume: bool = True,
+              resume: bool = False,
               log: Callable[[str], None] = lambda _m: None) -> pd.DataFrame:
-    """Run (or finish) the experiment in ``out``; returns the per-run table."""
+    """Run (or, with ``resume``, finish) the experiment in ``out``; returns the per-run table.
+
+    Runs are trained in chunks of :data:`CHUNK` (seed, lr) pairs per (problem, batch size);
+    each chunk's rows are written atomically as soon as it is classified."""
     from mlpbench.devices import describe_hardware
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / RUNS
-    done = pd.read_csv(path) if (resume and path.exists()) else pd.DataFrame(columns=KEY)
-    have = set(map(tuple, done[KEY].astype({"seed": int}).itertuples(index=False)))
-    todo = set(all_keys(cfg)) - have
-    _atomic_json({"hardware": describe_hardware(), "torch": torch.__version__,
-                  "threads": torch.get_num_threads(), "config": asdict(cfg),
-                  "engine": "mlpbench.studies.minima_engine.train_many"}, out / META)
-    for problem in cfg.problems:
-        for batch in [None, *cfg.batch_sizes]:
-            rows = _group_rows(problem, batch, cfg, todo, out)
-            if rows:
-                done = pd.concat([done, pd.DataFrame(rows)], ignore_index=True)
-                done = done.astype({c: int for c in INT_COLUMNS})
-                _atomic_csv(done, path)
-            log(f"{problem} batch={batch or 'full'}: {len(rows)} new rows")
-    return done
+    with RunFolder(out, STUDY, resume=resume, config=asdict(cfg)) as folder:
+        stored = folder.rows()
+        done = pd.DataFrame(stored) if stored else pd.DataFrame(columns=KEY)
+        have = {(r["problem"], r["optimizer"], r["budget"], int(r["seed"])) for r in stored}
+        todo = set(all_keys(cfg)) - have
+        folder.write_meta(STUDY.meta_kind, {
+            "hardware": describe_hardware(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "engine": "mlpbench.studies.minima_engine.train_many"})
+        for problem in cfg.problems:
+            for batch in [None, *cfg.batch_sizes]:
+                pairs, new = _todo_pairs(problem, batch, cfg, todo), 0
+                for i in range(0, len(pairs), CHUNK):
+                    rows = _chunk_rows(problem, batch, cfg, pairs[i:i + CHUNK], todo,
+                                       folder.path)
+                    done = pd.concat([done, pd.DataFrame(rows)], ignore_index=True)
+                    done = done.astype({c: int for c in INT_COLUMNS})
+                    folder.write(STUDY.kind, done)
+                    new += len(rows)
+                log(f"{problem} batch={batch or 'full'}: {new} new rows")
+        return done
 
 
 def check_sizes(values: Sequence[int]) -> None:

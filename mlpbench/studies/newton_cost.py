@@ -40,11 +40,13 @@ from mlpbench.measure.timing import Measurement, TimerConfig, measure
 from mlpbench.models import build_torch
 from mlpbench.optimizers import memory_model
 from mlpbench.optimizers.newton import block_budget, newton_bytes, require_newton_fits
-from mlpbench.results import RunFolder
+from mlpbench.results import RunFolder, Study
 from mlpbench.spec import TARGET_SPEC, MLPSpec
 from mlpbench.studies.newton_cost_ops import TimedOp, timed_op
 
 KIND = "newton_cost"
+#: one row per (P, operation), written as each operation is timed
+STUDY = Study(KIND, "operation", (KIND,))
 OPERATIONS = ("grad", "hvp_fwdrev", "hvp_revrev", "hessian", "solve", "newton_step",
               "newton_cg_step", "sgd_step", "adam_step")
 DEFAULT_WIDTHS = (8, 16, 32, 64, 128, 256, 512, 1024, 2048)
@@ -143,7 +145,7 @@ def run_cost_study(cfg: CostConfig = CostConfig(), out: str | os.PathLike | None
         raise UsageError(f"cannot run the cost study on {cfg.device}: {reason}")
     if out is None:
         return pd.DataFrame(_study_rows(cfg, device, [], lambda rows: None, progress))
-    with RunFolder(out, KIND, resume=resume, config=asdict(cfg)) as folder:
+    with RunFolder(out, STUDY, resume=resume, config=asdict(cfg)) as folder:
         folder.write_meta(KIND, {"hardware": describe_hardware(), "torch": torch.__version__})
         rows = _study_rows(cfg, device, folder.rows(), lambda rows: folder.write(KIND, rows),
                            progress)
