@@ -1,14 +1,16 @@
 """The sweep point: one place where a measured configuration's axes are defined.
 
-Keys, CSV columns, ``--resume`` matching, joins (e.g. the CPU/CUDA crossover) and report
-grouping all derive from :class:`Point`'s fields, so adding an axis is one field here plus
-its values in the sweep configuration.
+Keys, CSV columns, the grid, ``--resume`` matching, joins (e.g. the CPU/CUDA crossover),
+the schema's integer columns, progress lines and report grouping all derive from
+:class:`Point`'s fields, so adding an axis is one field here (``axis("<config field>")``)
+plus its values in the sweep configuration (``tests/test_identity.py`` proves it).
 """
 
 from __future__ import annotations
 
-from dataclasses import MISSING, asdict, dataclass, fields
-from typing import TYPE_CHECKING
+import itertools
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 
 from mlpbench.spec import MLPSpec
 
@@ -16,20 +18,27 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+def axis(values: str, default: Any = MISSING) -> Any:
+    """A point field whose values come from the sweep configuration's attribute ``values``."""
+    return field(default=default, metadata={"values": values})
+
+
 @dataclass(frozen=True)
 class Point:
     """One grid point; all of its phases are measured together, in one process."""
 
-    device: str  # "cpu", "cuda", "cuda:1"
-    dtype: str  # precision: "fp32", "bf16", "bf16-autocast", "tf32" (mlpbench.problems.modes)
-    framework: str  # "torch", "keras"
-    input_dim: int  # d
-    width: int  # n_h
-    depth: int  # L hidden layers
-    batch: int  # samples per call
-    activation: str = "relu"
-    mode: str = "eager"  # "eager", "compile", "max-autotune", "cudagraphs"
-    threads: int = 0  # torch intra-op threads in force (0: not recorded, in old tables)
+    device: str = axis("devices")  # "cpu", "cuda", "cuda:1"
+    #: precision: "fp32", "bf16", "bf16-autocast", "tf32" (mlpbench.problems.modes)
+    dtype: str = axis("dtypes")
+    framework: str = axis("frameworks")  # "torch", "keras"
+    input_dim: int = axis("input_dims")  # d
+    width: int = axis("widths")  # n_h
+    depth: int = axis("depths")  # L hidden layers
+    batch: int = axis("batches")  # samples per call
+    activation: str = axis("activation", "relu")
+    mode: str = axis("modes", "eager")  # "eager", "compile", "max-autotune", "cudagraphs"
+    #: torch intra-op threads in force (0: not recorded, in old tables)
+    threads: int = axis("thread_counts", 0)
 
     @property
     def key(self) -> str:
@@ -41,6 +50,10 @@ class Point:
     def as_row(self) -> dict:
         return asdict(self)
 
+    def label(self) -> str:
+        """The point as one short line (progress bars, messages)."""
+        return " ".join(f"{k}={v}" for k, v in asdict(self).items())
+
 
 #: the point's fields, in order: the identity of a sweep row (with ``phase``)
 POINT_KEYS: tuple[str, ...] = tuple(f.name for f in fields(Point))
@@ -50,6 +63,20 @@ NETWORK_KEYS: tuple[str, ...] = tuple(k for k in POINT_KEYS if k != "device")
 #: existed means (an old sweep.csv has no ``mode`` column: it was eager)
 POINT_DEFAULTS: dict[str, object] = {f.name: f.default for f in fields(Point)
                                      if f.default is not MISSING}
+#: field -> the sweep configuration attribute holding its values
+POINT_AXES: dict[str, str] = {f.name: f.metadata["values"] for f in fields(Point)}
+#: the point's whole-number fields (integer columns of every table holding points)
+INT_KEYS: tuple[str, ...] = tuple(f.name for f in fields(Point) if f.type in ("int", int))
+
+
+def grid_points(config: Any) -> list[Point]:
+    """Every point of the product of the configuration's axis values (a scalar attribute is
+    one value), in axis order."""
+    values = []
+    for attr in POINT_AXES.values():
+        v = getattr(config, attr)
+        values.append(tuple(v) if isinstance(v, tuple | list) else (v,))
+    return [Point(*combo) for combo in itertools.product(*values)]
 
 
 def key_of(row: dict) -> str:

@@ -21,7 +21,13 @@ import pandas as pd
 from mlpbench.analysis.compare import machine_identities
 from mlpbench.errors import UsageError
 from mlpbench.report.style import Rendered
-from mlpbench.results import load_asv, load_gates, load_hardware, load_runs
+from mlpbench.results import (
+    load_asv,
+    load_gates,
+    load_hardware,
+    load_runs,
+    separate_unlike,
+)
 from mlpbench.units import format_bytes
 
 #: column → header with its unit (columns not listed keep their name)
@@ -163,6 +169,8 @@ class ReportData:
     asv_machines: dict[str, dict]
     sources: list[str]
     gates: pd.DataFrame = field(default_factory=pd.DataFrame)  # regression-gate verdicts
+    #: what loading decided (e.g. runs of one machine kept apart): shown under Machines
+    load_notes: list[str] = field(default_factory=list)
 
     def machine_name(self, machine_id: Any) -> str:
         """The name a machine is shown by (its asv name when one matches), with its id."""
@@ -183,6 +191,7 @@ def load_data(asv_results: str | os.PathLike | None, run_dirs: Sequence[str]) ->
     run_dirs = list(dict.fromkeys(os.path.realpath(d) for d in run_dirs))
     runs = load_runs(run_dirs) if run_dirs else {}
     hardware = load_hardware(run_dirs) if run_dirs else {}
+    runs, hardware, unlike = separate_unlike(runs, hardware)
     asv, machines = (load_asv(asv_results) if asv_results else (pd.DataFrame(), {}))
     gates = load_gates(run_dirs)
     if not runs and asv.empty and gates.empty:
@@ -194,4 +203,4 @@ def load_data(asv_results: str | os.PathLike | None, run_dirs: Sequence[str]) ->
             runs[kind] = frame.assign(machine_id="unknown")
     sources = [short_name(d) for d in run_dirs] + (
         ["asv results"] if asv_results else [])
-    return ReportData(runs, hardware, asv, machines, sources, gates)
+    return ReportData(runs, hardware, asv, machines, sources, gates, unlike)

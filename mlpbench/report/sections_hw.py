@@ -6,9 +6,10 @@ import pandas as pd
 
 from mlpbench.analysis.compare import machine_identities
 from mlpbench.analysis.crossover import crossover
-from mlpbench.point import with_defaults
+from mlpbench.point import POINT_KEYS, with_defaults
 from mlpbench.report import fig_hw
 from mlpbench.report.page import ReportData, Section
+from mlpbench.results import CHECKED_METADATA
 from mlpbench.units import format_bytes
 
 
@@ -31,6 +32,7 @@ def machines_section(d: ReportData) -> Section:
                      "RAM": format_bytes(int(ram)) if str(ram).isdigit() else ram,
                      "GPUs": "not recorded by asv", "torch": "", "BLAS": "",
                      "CPU capability": m.get("arch")})
+    s.notes += d.load_notes
     if not rows:
         s.empty = "No hardware descriptions found."
         return s
@@ -53,8 +55,7 @@ def _series(g: pd.DataFrame) -> pd.Series:
 def _medians(ok: pd.DataFrame) -> pd.DataFrame:
     """One row per machine and point: repeated points (two runs of one machine, resumed or
     merged runs) collapse to their median."""
-    keys = ["machine_id", "device", "dtype", "framework", "mode", "threads", "phase",
-            "input_dim", "width", "depth", "batch", "params"]
+    keys = ["machine_id", *CHECKED_METADATA, *POINT_KEYS, "phase", "params"]
     ok = with_defaults(ok)
     keys = [k for k in keys if k in ok]
     num = [c for c in ("median_s", "iqr_s", "gflops", "samples_per_s", "peak_fraction",
@@ -114,7 +115,8 @@ def throughput_section(d: ReportData) -> Section:
 
 def keras_overhead(med: pd.DataFrame) -> pd.DataFrame:
     """Keras / torch time of the same network per machine (``med`` has one row per point)."""
-    keys = ["machine_id", "device", "dtype", "phase", "input_dim", "width", "depth", "batch"]
+    keys = ["machine_id", *CHECKED_METADATA, *(k for k in POINT_KEYS if k != "framework"),
+            "phase"]
     keys = [k for k in keys if k in med]
     t = med[med["framework"] == "torch"].groupby(keys)["median_s"].median()
     k = med[med["framework"] == "keras"].groupby(keys)["median_s"].median()

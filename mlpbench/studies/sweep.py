@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from typing import Any
 
 import pandas as pd
@@ -32,6 +31,7 @@ from mlpbench.results import RunFolder
 from mlpbench.studies.sweep_config import (  # noqa: F401 - the sweep's public names
     KIND,
     PRESETS,
+    STUDY,
     SWEEP_DTYPES,
     SweepConfig,
     config_from_args,
@@ -152,30 +152,25 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, resume: bool = Fal
     """
     from tqdm.auto import tqdm
 
-    with RunFolder(out, KIND, resume=resume, config=config.as_dict()) as folder:
+    with RunFolder(out, STUDY, resume=resume, config=config.as_dict()) as folder:
         done = done_keys(folder.rows())
         rows = [r for r in folder.rows() if key_of(r) in done]
         points = [p for p in grid(config) if p.key not in done]
         peaks = collect_peaks(config)
         hardware = describe_hardware()
         meta = {"hardware": hardware, **peaks_meta(peaks, config), "torch": torch.__version__,
-                "inductor_cache": inductor_cache_dir() if set(config.modes) - {"eager"} else None,
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                "inductor_cache": inductor_cache_dir() if set(config.modes) - {"eager"} else None}
         context = {"machine_id": hardware["machine_id"], "hostname": hardware["hostname"],
                    "torch": torch.__version__}
         folder.write_meta(KIND, meta)
         with Isolated(config.isolate) as runner, \
                 tqdm(points, desc="sweep", unit="point", disable=not progress) as bar:
             for point in bar:
-                bar.set_postfix_str(f"{point.device} {point.framework} {point.mode} "
-                                    f"{point.dtype} t={point.threads} d={point.input_dim} "
-                                    f"w={point.width} L={point.depth} B={point.batch}")
+                bar.set_postfix_str(point.label())
                 reason = precheck(point, config)
                 new = (skip_rows(point, config, "skipped", reason) if reason else runner.run(
                     _measure_point_entry, point, config, peaks,
                     on_error=lambda why, p=point: skip_rows(p, config, "failed", why)))
                 rows.extend({**context, **r} for r in new)
                 folder.write(KIND, rows)
-        meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        folder.write_meta(KIND, meta)
         return pd.DataFrame(rows)

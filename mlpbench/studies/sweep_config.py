@@ -11,13 +11,16 @@ import torch
 from mlpbench.devices import MEMORY_FRACTION, resolve_device
 from mlpbench.errors import UsageError
 from mlpbench.measure.timing import TimerConfig
-from mlpbench.point import Point
+from mlpbench.point import Point, grid_points
 from mlpbench.problems.modes import MODES, PRECISIONS
 from mlpbench.problems.phases import FRAMEWORKS, PHASES
+from mlpbench.results.store import Study
 from mlpbench.spec import MLPSpec
 
 SWEEP_DTYPES = PRECISIONS
 KIND = "sweep"
+#: the sweep as a study of the store's contract: one row per phase, written per point
+STUDY = Study(KIND, "point", (KIND,))
 
 
 @dataclass(frozen=True)
@@ -56,11 +59,10 @@ class SweepConfig:
         for name in ("input_dims", "widths", "depths", "batches"):
             _check_ints(name, getattr(self, name))
         MLPSpec(1, 1, 1, activation=self.activation)
-        for name in ("devices", "dtypes", "modes", "frameworks", "input_dims", "widths",
-                     "depths", "batches", "phases", "threads"):
-            values = getattr(self, name) or ()
-            if len(set(values)) != len(values):
-                raise UsageError(f"{name}: {', '.join(map(str, values))} repeats a value")
+        for f in fields(self):  # every list-valued setting, the point axes among them
+            values = getattr(self, f.name)
+            if isinstance(values, tuple) and len(set(values)) != len(values):
+                raise UsageError(f"{f.name}: {', '.join(map(str, values))} repeats a value")
         if not 0 < self.memory_fraction <= 1:  # also false for NaN
             raise UsageError(f"memory_fraction must be in (0, 1], got {self.memory_fraction}")
 
@@ -117,11 +119,8 @@ def preset(name: str, **overrides: Any) -> SweepConfig:
 def grid(config: SweepConfig) -> list[Point]:
     """All points, cheapest first (by FLOPs per batch), so a cut-short sweep has the small end;
     the modes and thread counts of one network are neighbours."""
-    points = [Point(dev, dt, fw, d, w, L, b, config.activation, mode, n)
-              for dev in config.devices for dt in config.dtypes for fw in config.frameworks
-              for d in config.input_dims for w in config.widths for L in config.depths
-              for b in config.batches for mode in config.modes for n in config.thread_counts]
-    return sorted(points, key=lambda p: (p.spec().train_step_flops() * p.batch, p.key))
+    return sorted(grid_points(config),
+                  key=lambda p: (p.spec().train_step_flops() * p.batch, p.key))
 
 
 def config_from_args(preset_name: str | None, **overrides: Any) -> SweepConfig:
