@@ -17,7 +17,13 @@ import os
 
 import torch
 
-from mlpbench.devices import device_memory_bytes, device_skip_reason, resolve_device, synchronize
+from mlpbench.devices import (
+    MEMORY_FRACTION,  # share of device memory a point may use
+    device_memory_bytes,
+    device_skip_reason,
+    resolve_device,
+    synchronize,
+)
 from mlpbench.errors import UsageError
 from mlpbench.units import format_bytes
 
@@ -60,8 +66,6 @@ FULL = env_full()
 THREADS = env_threads()
 #: FLOPs per timed call above which a point is heavy (~0.25 s at 200 GFLOP/s)
 HEAVY_FLOPS = 5e10
-#: share of device memory a point may use
-MEMORY_FRACTION = 0.8
 DEVICES = ["cpu", "cuda"]
 #: asv warm-up (s) of timed benchmarks: longer than the first call, which builds the state,
 #: so that asv calibrates ``number`` on warm calls (with 0.1 s it settled on number=1)

@@ -134,6 +134,10 @@ def test_crossover_from_synthetic_frame():
     never = crossover(pd.DataFrame([{**r, "median_s": 1.0} if r["device"] == "cuda" else r
                                     for r in rows]))
     assert math.isnan(never.iloc[0]["crossover_params"])
+    # a lower CUDA median inside the spreads is no win: it is counted as undecided
+    noisy = [{**r, "iqr_s": r["median_s"]} for r in rows]
+    out = crossover(pd.DataFrame(noisy))
+    assert out.iloc[0]["crossover_params"] == 10000 and out.iloc[0]["undecided"] == 1
 
 
 @pytest.mark.parametrize("argv, needle", [

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from mlpbench.point import POINT_KEYS, with_defaults
+from mlpbench.results import CHECKED_METADATA
 
 #: columns carried over from the compared row when present
 EXTRA = ("params", "first_call_s", "compile_s", "compile_cache_hits", "peak_fraction",
@@ -103,8 +104,7 @@ COMPARISONS = {"compile": (compile_speedup, ("speedup", "compile_s", "first_call
                "precision": (precision_speedup, ("speedup", "peak_fraction", "gflops")),
                "threads": (thread_scaling, ("speedup", "efficiency"))}
 #: the columns that name one compared setting across runs
-SETTING = ("machine_id", "device", "framework", "phase", "params", "input_dim", "width",
-           "depth", "batch", "dtype", "mode", "threads")
+SETTING = ("machine_id", *CHECKED_METADATA, "phase", "params", *POINT_KEYS)
 
 
 def over_runs(frame: pd.DataFrame, kind: str, by: str = "run_dir") -> pd.DataFrame:

@@ -27,7 +27,10 @@ import pandas as pd
 import psutil
 import torch
 
-from mlpbench.devices import describe_hardware
+from mlpbench.devices import (
+    MEMORY_FRACTION,  # a point is skipped above this share of one node's free RAM
+    describe_hardware,
+)
 from mlpbench.errors import UsageError
 from mlpbench.measure.collectives import size_ladder
 from mlpbench.results import RunFolder, Study
@@ -38,8 +41,6 @@ BACKENDS = ("gloo", "nccl")
 SCALINGS = ("strong", "weak")
 #: keys of a point, in CSV column order
 POINT_KEYS = ("scaling", "input_dim", "width", "depth", "batch", "bucket_cap_mb")
-#: a point is skipped when its predicted memory on one node exceeds this share of free RAM
-MEMORY_FRACTION = 0.8
 
 
 @dataclass(frozen=True)
