@@ -148,7 +148,7 @@ def report(asv_dir: str | None, runs: list[str], out: str | os.PathLike, *,
 
 def main_job(preset_name: str, out: str | os.PathLike, report_path: str, *,
              everything: bool = False, resume: bool = False, progress: bool = True,
-             n_threads: int | None = None) -> str:
+             n_threads: int | None = None, retries: int | None = None) -> str:
     """The main job: a sweep (and with ``everything`` the convergence and Newton studies),
     then the HTML report."""
     from mlpbench.studies.convergence import DEFAULT_OPTIMIZERS, lr_grid
@@ -159,8 +159,9 @@ def main_job(preset_name: str, out: str | os.PathLike, report_path: str, *,
         raise UsageError("--out and --report must name a folder and a file, got an empty "
                          "string")
     out = Path(out)
-    parts = [sweep(preset(preset_name, threads=n_threads), out / "sweep", resume=resume,
-                   progress=progress)]
+    extra = {"retries": retries} if retries is not None else {}
+    parts = [sweep(preset(preset_name, threads=n_threads, **extra), out / "sweep",
+                   resume=resume, progress=progress)]
     runs = [str(out / "sweep")]
     if everything:
         parts.append(converge(out / "converge", workloads=["teacher", "mixture"],

@@ -32,7 +32,7 @@ DIST = ["distributed", "--world-sizes", "1", "--input-dims", "4", "--depths", "1
 CASES = {
     "sweep": (["sweep", "--devices", "cpu", "--input-dims", "8", "--widths", "8", "--depths",
                "1", "--batches", "8", "--phases", "infer", "--budget", "0.1", "--no-isolate",
-               "--quiet", *T1], "sweep", ("--batches", "16")),
+               "--retries", "0", "--quiet", *T1], "sweep", ("--batches", "16")),
     "converge": (["converge", "-W", "quadratic", "-O", "gd", "--seeds", "1", "--max-steps",
                   "50", "--max-seconds", "0.2", "--quiet", *T1], "converge",
                  ("--max-steps", "60")),

@@ -1,6 +1,7 @@
 """The matmul peak: measurement, matrix-unit detection, and a cache that survives bad files."""
 
 import json
+import time
 
 import pytest
 
@@ -12,7 +13,7 @@ from mlpbench.measure.timing import TimerConfig
 
 FAST = TimerConfig(warmup=1, min_samples=2, max_samples=3, budget_s=0.01, min_block_s=0)
 FAKE = PeakResult(device="cpu", mode="fp32", gflops=12.5, size=64, threads=1, torch="x",
-                  machine_id="m", units="AVX2")
+                  machine_id="m", units="AVX2", measured_at=time.time())
 
 
 @pytest.fixture(autouse=True)
@@ -24,6 +25,7 @@ def _cache(tmp_path, monkeypatch):
 def test_measured_peak_is_a_positive_rate_with_units():
     r = measure_peak("cpu", "fp32", config=FAST)
     assert r.gflops > 0 and r.size in (32, 64) and r.units
+    assert r.measured_at > 0 and r.spread >= 0 and r.load1 >= 0
     assert measure_peak("cpu", "bf16", config=FAST).mode == "bf16"
     with pytest.raises(UsageError, match="tf32"):
         measure_peak("cpu", "tf32")
@@ -61,6 +63,8 @@ def test_cached_entry_is_reused_and_old_entries_without_units_load(monkeypatch):
     cache = json.loads(path.read_text())
     (key,) = cache
     old = {k: v for k, v in cache[key].items() if k != "units"}  # before units existed
+    # (entries written before measurement times were recorded are re-measured:
+    # tests/test_contention.py)
     path.write_text(json.dumps({key: old}))
     monkeypatch.setattr(peak, "measure_peak", lambda dev, mode: pytest.fail("not cached"))
     assert get_peak("cpu", "fp32").gflops == FAKE.gflops

@@ -10,6 +10,20 @@ from mlpbench.analysis.crossover import crossover
 from mlpbench.analysis.modes import compile_speedup
 
 
+def clean_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows without a contention flag (all rows of a table written before the flag)."""
+    if "contention" not in frame:
+        return frame
+    return frame[frame["contention"].fillna("").astype(str).str.strip() == ""]
+
+
+def _yardstick(row: pd.Series) -> str:
+    lo, hi = row.get("peak_fraction_lo"), row.get("peak_fraction_hi")
+    if lo is not None and hi is not None and lo == lo and hi == hi:
+        return f"the matmul yardstick timed beside it (95% CI {lo:.0%}–{hi:.0%})"
+    return "measured peak"
+
+
 def sweep_text(frame: pd.DataFrame) -> str:
     """A short summary of a sweep table: row counts, the best point per phase, skips and
     failures, and the CPU/CUDA crossover. Works for any mix of statuses, including none ok."""
@@ -18,13 +32,19 @@ def sweep_text(frame: pd.DataFrame) -> str:
     lines = ["rows: " + ", ".join(f"{k} {v}" for k, v in
                                   sorted(frame.groupby("status").size().to_dict().items()))]
     ok = frame[frame["status"] == "ok"]
-    if len(ok) and "peak_fraction" in ok:
-        best = ok.sort_values("peak_fraction", ascending=False).groupby("phase").head(1)
+    clean = clean_rows(ok)
+    if len(clean) < len(ok):
+        lines.append(f"{len(ok) - len(clean)} of {len(ok)} measured rows were taken on a busy "
+                     "machine (column 'contention' says why); 'best' lines use clean rows only")
+    if len(clean) and "peak_fraction" in clean:
+        best = clean.sort_values("peak_fraction", ascending=False).groupby("phase").head(1)
         for _, r in best.iterrows():
             lines.append(f"best {r['phase']:<10} {r['device']} {r['framework']} "
                          f"P={int(r['params']):,} B={int(r['batch'])}: {r['gflops']:.1f} GFLOP/s "
-                         f"= {r['peak_fraction']:.0%} of measured peak, "
+                         f"= {r['peak_fraction']:.0%} of {_yardstick(r)}, "
                          f"{r['samples_per_s']:.0f} samples/s")
+    elif len(ok):
+        lines.append("no clean row: no 'best' point and no fraction of peak is stated")
     bad = frame[frame["status"] != "ok"]
     for _, r in bad.drop_duplicates(["device", "framework", "status", "reason"]).head(10).iterrows():
         lines.append(f"{r['status']}: {r['device']} {r['framework']} P={int(r['params']):,}: "

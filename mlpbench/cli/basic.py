@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mlpbench import jobs
-from mlpbench.cli.common import add_threads, positive_int, print_json, threads_of
+from mlpbench.cli.common import add_retries, add_threads, positive_int, print_json, threads_of
 
 
 def register(sub) -> None:
@@ -48,6 +48,7 @@ def register(sub) -> None:
     p.add_argument("--all", action="store_true",
                    help="also optimizer convergence and the Newton cost study")
     add_threads(p)
+    add_retries(p)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_run)
@@ -105,7 +106,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     print(jobs.main_job(args.preset, args.out, args.report, everything=args.all,
                         resume=args.resume, progress=not args.quiet,
-                        n_threads=threads_of(args)))
+                        n_threads=threads_of(args), retries=args.retries))
     return 0
 
 

@@ -77,3 +77,18 @@ def threads_of(args: argparse.Namespace) -> int | None:
 
 def dump(obj: Any) -> str:
     return json.dumps(obj, indent=2, default=str)
+
+
+def _retries(text: str) -> int:
+    try:
+        n = int(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--retries must be an integer, got {text!r}") from None
+    if not 0 <= n <= 10:  # each retry re-measures a point after a growing back-off
+        raise argparse.ArgumentTypeError(f"--retries must be from 0 to 10, got {n}")
+    return n
+
+
+def add_retries(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--retries", type=_retries,
+                   help="re-measure a point flagged as contended up to N times (default 2)")

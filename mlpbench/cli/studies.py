@@ -6,6 +6,7 @@ import argparse
 
 from mlpbench import jobs
 from mlpbench.cli.common import (
+    add_retries,
     add_threads,
     ints,
     positive_float,
@@ -98,6 +99,10 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--budget", type=positive_float("--budget"),
                    help="seconds of timed samples per phase")
+    add_retries(p)
+    p.add_argument("--no-yardstick", action="store_true",
+                   help="do not time the matmul yardstick beside each phase (the fraction of "
+                        "peak then divides by the cached reference peak)")
     p.add_argument("--no-isolate", action="store_true",
                    help="measure in this process (faster; host peak RSS then not per point)")
     _out_args(p, "runs/sweep", threads=False)
@@ -151,7 +156,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         input_dims=args.input_dims, widths=args.widths, depths=args.depths,
         batches=args.batches, phases=args.phases, activation=args.activation,
         threads=threads_of(args), modes=args.modes, seed=args.seed, timer=timer,
-        isolate=False if args.no_isolate else None)
+        isolate=False if args.no_isolate else None, retries=args.retries,
+        yardstick=False if args.no_yardstick else None)
     print(jobs.sweep(config, args.out, resume=args.resume, progress=not args.quiet))
     return 0
 

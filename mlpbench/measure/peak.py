@@ -1,16 +1,26 @@
 """The device's measured dense matmul rate, the yardstick for every throughput figure.
 
-``measure_peak`` times square matmuls of a few sizes and keeps the best rate; the result is
-cached per machine, device, dtype, precision mode, thread count and torch version, with the
-matrix unit the mode can use (AMX / AVX-512 BF16 from the CPU flags, tensor cores from the
-GPU's compute capability).
+``measure_peak`` warms up, then times square matmuls of a few sizes in repeated interleaved
+passes and keeps the best size's median rate, with its spread over the passes and the load it
+was taken under; the result is cached per machine, device, precision mode, thread count and
+torch version, with the matrix unit the mode can use (AMX / AVX-512 BF16 from the CPU flags,
+tensor cores from the GPU's compute capability) and when it was measured.
+
+The cached peak is only the machine's *reference* yardstick (``peak_ref_gflops`` of a sweep
+row). A sweep's fraction of peak divides by a yardstick timed beside the point, in the same
+process (:func:`yardstick`). A cached entry is measured again when it is older than
+``$MLPBENCH_PEAK_MAX_AGE_DAYS`` (default 7), has no time recorded, or was beaten by a later
+run's interleaved yardstick by more than its spread (:func:`note_observed`): such a cached
+peak was taken on a busy machine.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
+import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -38,6 +48,13 @@ class PeakResult:
     torch: str
     machine_id: str
     units: str = ""  # the matrix unit the mode can use here (see matrix_units)
+    measured_at: float = 0.0  # Unix time of the measurement (0: not recorded: re-measure)
+    load1: float | None = None  # 1-minute load when it was measured (the larger of before/after)
+    spread: float | None = None  # (max - min) / median of the best size over the passes
+
+    @property
+    def age_days(self) -> float:
+        return (time.time() - self.measured_at) / 86400 if self.measured_at else math.inf
 
 
 def cache_root() -> Path:
@@ -98,36 +115,91 @@ def _matmul_rate(n: int, device: torch.device, mode: str, config: TimerConfig) -
     return 2 * n**3 / m.median / 1e9
 
 
+#: passes over the sizes (interleaved) whose median makes the cached peak
+PASSES = 3
+
+
 def measure_peak(device: str = "cpu", mode: str = "fp32", *,
-                 config: TimerConfig = TimerConfig(budget_s=1.0)) -> PeakResult:
-    """Measure the best dense matmul GFLOP/s of ``device`` in ``mode``."""
+                 config: TimerConfig = TimerConfig(budget_s=0.3)) -> PeakResult:
+    """Measure the best dense matmul GFLOP/s of ``device`` in ``mode``: a warm-up of the
+    largest size, then :data:`PASSES` interleaved passes over the sizes; the best size's
+    median over passes, with its spread."""
     dev = torch.device(device)
     if mode not in MODES.get(dev.type, ()):
         raise UsageError(f"peak mode {mode!r} not available on {dev.type}; "
                          f"choose from {', '.join(MODES.get(dev.type, ()))}")
     sizes = CUDA_SIZES if dev.type == "cuda" else CPU_SIZES
-    rates = {n: _matmul_rate(n, dev, mode, config) for n in sizes}
-    best = max(rates, key=rates.__getitem__)
+    load0 = _load1()
+    _matmul_rate(sizes[-1], dev, mode, config)  # warm-up: frequency ramp, allocator, BLAS
+    rates: dict[int, list[float]] = {n: [] for n in sizes}
+    for _ in range(PASSES):
+        for n in sizes:
+            rates[n].append(_matmul_rate(n, dev, mode, config))
+    medians = {n: float(sorted(v)[len(v) // 2]) for n, v in rates.items()}
+    best = max(medians, key=medians.__getitem__)
     info = describe_hardware()
-    return PeakResult(device=dev.type, mode=mode, gflops=rates[best], size=best,
+    return PeakResult(device=dev.type, mode=mode, gflops=medians[best], size=best,
                       threads=torch.get_num_threads(), torch=torch.__version__,
-                      machine_id=info["machine_id"], units=matrix_units(device, mode))
+                      machine_id=info["machine_id"], units=matrix_units(device, mode),
+                      measured_at=time.time(), load1=max(load0, _load1()),
+                      spread=(max(rates[best]) - min(rates[best])) / medians[best])
+
+
+def _load1() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return math.nan
+
+
+def max_age_days() -> float:
+    """How old a cached peak may be (``$MLPBENCH_PEAK_MAX_AGE_DAYS``, default 7)."""
+    raw = os.environ.get("MLPBENCH_PEAK_MAX_AGE_DAYS", "").strip()
+    try:
+        value = float(raw) if raw else 7.0
+    except ValueError:
+        raise UsageError(f"MLPBENCH_PEAK_MAX_AGE_DAYS={raw!r}: must be a number of days") \
+            from None
+    if not value >= 0:
+        raise UsageError(f"MLPBENCH_PEAK_MAX_AGE_DAYS={raw!r}: must be >= 0")
+    return value
 
 
 def get_peak(device: str = "cpu", mode: str = "fp32", *, refresh: bool = False) -> PeakResult:
-    """The cached peak for this machine and setting, measured (and cached) when missing."""
+    """The cached peak for this machine and setting, measured (and cached) when missing,
+    older than :func:`max_age_days` or of unknown age."""
     dev = torch.device(device).type
     machine = describe_hardware()["machine_id"]
     key = _key(dev, mode, torch.get_num_threads(), machine)
     path = cache_path()
     cache = {k: v for k, v in read_cache(path).items() if _entry(v) is not None}
     cached = _entry(cache.get(key)) if not refresh else None
-    if cached is not None:
+    if cached is not None and cached.age_days <= max_age_days():
         return cached
     result = measure_peak(dev, mode)
     cache[key] = asdict(result)
     write_cache(path, cache)
     return result
+
+
+def note_observed(device: str, mode: str, threads: int, observed_gflops: float) -> str:
+    """Drop the cached peak when a run's interleaved yardstick beat it by more than its spread
+    (at least 10%): it was measured on a busy machine. Returns a one-line note, or ``""``."""
+    dev = torch.device(device).type
+    key = _key(dev, mode, threads, describe_hardware()["machine_id"])
+    path = cache_path()
+    cache = read_cache(path)
+    entry = _entry(cache.get(key))
+    if entry is None or not observed_gflops > 0:
+        return ""
+    margin = max(entry.spread or 0.0, 0.10)
+    if observed_gflops <= entry.gflops * (1 + margin):
+        return ""
+    del cache[key]
+    write_cache(path, cache)
+    return (f"cached {dev} {mode} peak ({entry.gflops:.1f} GFLOP/s, {threads} threads) was "
+            f"beaten by this run's yardstick ({observed_gflops:.1f}): dropped, it is measured "
+            "again next time")
 
 
 def _entry(raw: object) -> PeakResult | None:

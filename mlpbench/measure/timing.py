@@ -138,3 +138,67 @@ def measure(fn: Callable[[], object], *, device: torch.device | str = "cpu",
         spent += elapsed
         times.append(elapsed / number)
     return Measurement(times=tuple(times), number=number, label=label)
+
+
+@dataclass(frozen=True)
+class Interleaved:
+    """A measurement taken in rounds alternating with a reference (the matmul yardstick):
+    each round is one reference block then ``per_round`` samples of the work, so both see the
+    same machine. ``rounds`` pairs (work seconds per call, reference seconds per call)."""
+
+    work: Measurement
+    reference: tuple[float, ...]  # per-call seconds of the reference, one per round
+    rounds: tuple[tuple[float, float], ...]  # (median work s/call, reference s/call)
+
+
+#: rounds of an interleaved measurement: enough for a bootstrap interval of their ratios
+MIN_ROUNDS = 5
+#: share of a round's time the reference may take (the overhead of pairing)
+REFERENCE_SHARE = 0.2
+
+
+def measure_interleaved(fn: Callable[[], object], reference: Callable[[], object], *,
+                        device: torch.device | str = "cpu", config: TimerConfig = TimerConfig(),
+                        setup: Callable[[], object] | None = None, label: str = "",
+                        clock: Callable[[], float] = time.perf_counter) -> Interleaved:
+    """Time ``fn`` as :func:`measure` does, in at least :data:`MIN_ROUNDS` rounds, each led
+    by one timed block of ``reference`` taking about :data:`REFERENCE_SHARE` of the round."""
+    dev = torch.device(device)
+    for _ in range(config.warmup):
+        reference()
+    synchronize(dev)
+
+    def block(f: Callable[[], object], number: int, pre: Callable[[], object] | None) -> float:
+        if pre is not None:
+            pre()
+        synchronize(dev)
+        start = clock()
+        for _ in range(number):
+            f()
+        synchronize(dev)
+        return (clock() - start) / number
+
+    ref_t = block(reference, 1, None)
+    first = measure(fn, device=dev, config=TimerConfig(
+        warmup=config.warmup, min_samples=1, max_samples=1, budget_s=config.budget_s,
+        min_block_s=config.min_block_s), setup=setup, clock=clock)
+    number = first.number
+    sample_t = max(first.median * number, 1e-9)
+    per_round = max(1, min(math.ceil(ref_t / (REFERENCE_SHARE * sample_t)),
+                           max(1, config.max_samples // MIN_ROUNDS)))
+    times: list[float] = []
+    refs: list[float] = []
+    rounds: list[tuple[float, float]] = []
+    spent = 0.0
+    while len(times) < config.max_samples:
+        if len(rounds) >= MIN_ROUNDS and len(times) >= config.min_samples \
+                and spent >= config.budget_s:
+            break
+        r = block(reference, 1, None)
+        got = [block(fn, number, setup) for _ in range(per_round)]
+        spent += sum(got) * number
+        times += got
+        refs.append(r)
+        rounds.append((float(np.median(got)), r))
+    return Interleaved(Measurement(times=tuple(times), number=number, label=label),
+                       tuple(refs), tuple(rounds))

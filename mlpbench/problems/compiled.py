@@ -14,9 +14,13 @@ import math
 import time
 from typing import Any
 
+import torch
+
 from mlpbench.devices import synchronize
+from mlpbench.measure.contention import Probe, reasons
 from mlpbench.measure.memory import cuda_peak, guarded
-from mlpbench.measure.timing import TimerConfig, measure
+from mlpbench.measure.timing import TimerConfig, measure, measure_interleaved
+from mlpbench.measure.yardstick import Yardstick, paired_fraction
 from mlpbench.problems.modes import cache_hits
 from mlpbench.problems.phases import Bench, phase_callable, phase_flops
 
@@ -49,27 +53,46 @@ def _root_cause(exc: Exception) -> Exception:
         if isinstance(root, RuntimeError | ValueError | TypeError) else exc
 
 
-def time_phase(bench: Bench, phase: str, timer: TimerConfig, peak: float) -> dict[str, Any]:
-    """Measure ``phase`` on ``bench``: first call, then the steady state against ``peak``."""
+def time_phase(bench: Bench, phase: str, timer: TimerConfig, peak_ref: float,
+               yard: Yardstick | None = None) -> dict[str, Any]:
+    """Measure ``phase`` on ``bench``: the first call, then the steady state — interleaved
+    with the matmul yardstick ``yard`` when given (the fraction of peak is then the median of
+    paired per-round ratios), with contention evidence and its verdict. ``peak_ref`` is the
+    machine's cached reference peak (``peak_ref_gflops``; the divisor when ``yard`` is None)."""
     device = bench.device
     hits = cache_hits()
+    n_threads = torch.get_num_threads()
     with guarded(device, f"{bench.mode} {phase}") as outcome, cuda_peak(device) as box:
         fn, setup = phase_callable(bench, phase)
         try:
             cold = first_call(fn, setup, device)
         except Exception as exc:
             raise _root_cause(exc) from exc
-        m = measure(fn, setup=setup, device=device, config=timer, label=phase)
+        with Probe(n_threads) as probe:
+            if yard is None:
+                m, paired = measure(fn, setup=setup, device=device, config=timer, label=phase), None
+            else:
+                paired = measure_interleaved(fn, yard.fn, setup=setup, device=device,
+                                             config=timer, label=phase)
+                m = paired.work
     if not outcome.ok:
         return outcome.as_row()
     batch = bench.x.shape[0]
-    gflops = phase_flops(bench.spec, phase) * batch / m.median / 1e9
+    work = phase_flops(bench.spec, phase) * batch
+    gflops = work / m.median / 1e9
     compiled = bench.mode != "eager"
     out: dict[str, Any] = {
         **m.as_dict(), "samples_per_s": batch / m.median, "gflops": gflops,
-        "peak_gflops": peak, "peak_fraction": gflops / peak, "first_call_s": cold,
+        "peak_gflops": peak_ref, "peak_fraction": gflops / peak_ref, "peak_ref_gflops": peak_ref,
+        "first_call_s": cold,
         "compile_s": max(0.0, cold - m.median) if compiled else math.nan,
         "compile_cache_hits": cache_hits() - hits if compiled else math.nan}
+    if paired is not None:
+        out.update(paired_fraction(paired, work, yard.flops))
+    out.update(probe.evidence.as_row())
+    out["contention"] = reasons(probe.evidence, n_threads,
+                                peak_spread=out.get("peak_spread", math.nan),
+                                peak_fraction_lo=out.get("peak_fraction_lo", math.nan))
     if box[0] is not None:
         out.update(cuda_peak_allocated=box[0].allocated, cuda_peak_reserved=box[0].reserved)
     return out

@@ -43,6 +43,10 @@ class SweepConfig:
     timer: TimerConfig = field(default_factory=lambda: TimerConfig(budget_s=0.5))
     memory_fraction: float = MEMORY_FRACTION  # a point may plan to use this share of memory
     isolate: bool = True  # fresh process per point (exact host peak RSS, crash isolation)
+    #: time a matmul yardstick beside each phase (the paired fraction of peak, its interval)
+    yardstick: bool = True
+    retries: int = 2  # re-measurements of a point flagged as contended
+    backoff_s: float = 2.0  # seconds before the first re-measurement (then 2x, 3x...)
 
     def __post_init__(self) -> None:
         _check_choices("device", self.devices, ("cpu", "cuda"))
@@ -63,6 +67,11 @@ class SweepConfig:
             values = getattr(self, f.name)
             if isinstance(values, tuple) and len(set(values)) != len(values):
                 raise UsageError(f"{f.name}: {', '.join(map(str, values))} repeats a value")
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) \
+                or not 0 <= self.retries <= 10:
+            raise UsageError(f"retries must be an integer from 0 to 10, got {self.retries!r}")
+        if not 0 <= self.backoff_s <= 600:  # also false for NaN
+            raise UsageError(f"backoff_s must be in [0, 600] seconds, got {self.backoff_s}")
         if not 0 < self.memory_fraction <= 1:  # also false for NaN
             raise UsageError(f"memory_fraction must be in (0, 1], got {self.memory_fraction}")
 
