@@ -180,7 +180,8 @@ def test_bf16_sweep_uses_its_own_peak(tmp_path):
     meta = json.loads((tmp_path / "b" / "sweep.json").read_text())
     # the reference peak is the cached bf16 one; the divisor is a bf16 yardstick timed beside
     assert frame["peak_ref_gflops"].iloc[0] == pytest.approx(meta["peaks_gflops"]["cpu"]["bf16"])
-    assert (frame["peak_gflops"] > 0).all() and (frame["peak_rounds"] >= 5).all()
+    # FAST caps the samples at 3, so at most 3 rounds (else at least MIN_ROUNDS)
+    assert (frame["peak_gflops"] > 0).all() and (frame["peak_rounds"] == 3).all()
 
 
 def test_old_sweep_table_without_mode_loads_as_eager(tmp_path):
