@@ -162,6 +162,15 @@ def machine_busy(threads: int, cores: int | None = None) -> str:
     return ""
 
 
+def columns(probe: Probe, **kw: float) -> dict[str, object]:
+    """The evidence columns of a finished probe and their verdict (``kw``: peak_spread,
+    peak_fraction_lo), as one row's worth."""
+    ev = probe.evidence
+    if ev is None:
+        return {}
+    return {**ev.as_row(), "contention": reasons(ev, probe.threads, **kw)}
+
+
 #: the evidence columns every timed row carries, in order
 COLUMNS = ("load1", "cpu_share", "main_cpu_share", "ctx_switches_per_s", "steal_fraction",
            "contention")

@@ -16,6 +16,8 @@ import torch
 
 from mlpbench.devices import describe_hardware, resolve_device, threads
 from mlpbench.errors import UsageError
+from mlpbench.measure.contention import Probe
+from mlpbench.measure.contention import columns as contention_columns
 from mlpbench.optimizers import OptimizerId, resolve
 from mlpbench.problems.runner import Budget, RunSettings, run
 from mlpbench.problems.workloads import WORKLOADS, make_workload
@@ -51,13 +53,14 @@ def run_jobs(jobs: Sequence[Job], *, device: str = "cpu", budget: Budget = Budge
         if wname not in workloads:
             workloads[wname] = make_workload(wname, seed=data_seed, device=dev)
         try:
-            res = run(workloads[wname], opt, seed=seed, budget=budget, settings=settings)
+            with Probe(torch.get_num_threads()) as probe:
+                res = run(workloads[wname], opt, seed=seed, budget=budget, settings=settings)
         except UsageError:
             raise
         except Exception as exc:  # noqa: BLE001 - one crashing optimizer is a result
             row, traj = _failed(workloads[wname], opt, seed, dev, exc), pd.DataFrame()
         else:
-            row = res.summary()
+            row = {**res.summary(), **contention_columns(probe)}  # time_s: was it busy?
             traj = res.trajectory.assign(workload=wname, optimizer=res.optimizer, seed=seed)
         row = {**row, **extra, "machine_id": hardware["machine_id"],
                "torch": torch.__version__, "threads": torch.get_num_threads()}

@@ -34,6 +34,8 @@ from mlpbench.devices import (
 )
 from mlpbench.errors import UsageError
 from mlpbench.fits import fit_power_law, predict
+from mlpbench.measure.contention import Probe
+from mlpbench.measure.contention import columns as contention_columns
 from mlpbench.measure.memory import cuda_peak, guarded, host_peak, over_budget
 from mlpbench.measure.second_order import hessian_chunk
 from mlpbench.measure.timing import Measurement, TimerConfig, measure
@@ -204,13 +206,14 @@ def _run_op(op, spec, x, y, cfg, state, usable, timed, device) -> dict[str, Any]
     model = build_torch(spec, seed=cfg.seed, device=device)
     with guarded(device) as outcome, cuda_peak(device) as cbox, host_peak() as hbox:
         timed_fn = operation_callable(op, spec, model, x, y, cfg, state)
-        m = _measure_op(timed_fn, device, cfg)
+        with Probe(torch.get_num_threads()) as probe:
+            m = _measure_op(timed_fn, device, cfg)
     if not outcome.ok:
         return outcome.as_row()
     # host peak of the whole measurement (setup included) as a multiple of P²·4 bytes; a
     # lower bound (memory freed by earlier points is reused without raising RSS)
     out = {**m.as_dict(), "host_peak_bytes": hbox[0], "peak_p2": hbox[0] / (4.0 * p * p),
-           **timed_fn.extra()}
+           **timed_fn.extra(), **contention_columns(probe)}
     if cbox[0] is not None:
         out.update(cuda_peak_allocated=cbox[0].allocated, cuda_peak_reserved=cbox[0].reserved)
     return out
