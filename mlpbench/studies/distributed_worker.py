@@ -41,6 +41,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from mlpbench.devices import describe_hardware, synchronize, threads
 from mlpbench.measure.collectives import allreduce_samples, bandwidth_rows, slowest_rank, summarize
+from mlpbench.measure.contention import Probe
+from mlpbench.measure.contention import columns as contention_columns
 from mlpbench.models import build_torch
 from mlpbench.spec import MLPSpec
 
@@ -99,16 +101,29 @@ def measure_unit(unit: dict, plan: dict, device: torch.device) -> dict | None:
         step(True)
         step(False)
     sync_t, nosync_t = [], []
-    for i in range(plan["steps"]):  # alternate the order so drift hits both modes alike
-        for sync in ((True, False) if i % 2 == 0 else (False, True)):
-            (sync_t if sync else nosync_t).append(_timed(lambda s=sync: step(s), device))
+    with Probe(torch.get_num_threads()) as probe:
+        for i in range(plan["steps"]):  # alternate the order so drift hits both modes alike
+            for sync in ((True, False) if i % 2 == 0 else (False, True)):
+                (sync_t if sync else nosync_t).append(_timed(lambda s=sync: step(s), device))
     loss = float(step(True))
     grads = _buckets(model, unit["bucket_cap_mb"])
     ar_t = allreduce_samples(grads, steps=plan["steps"], warmup=1, device=device)
-    mine = {"sync": sync_t, "nosync": nosync_t, "allreduce": ar_t, "loss": loss}
+    mine = {"sync": sync_t, "nosync": nosync_t, "allreduce": ar_t, "loss": loss,
+            "evidence": contention_columns(probe)}
     gathered: list = [None] * n
     dist.all_gather_object(gathered, mine)
     return _unit_row(unit, spec, gathered) if rank == 0 else None
+
+
+def _worst_rank(gathered: list[dict]) -> dict:
+    """The evidence of the rank whose measuring thread got the least CPU, and every rank's
+    contention reasons (``rank r: ...``)."""
+    evs = [g.get("evidence") or {} for g in gathered]
+    if not any(evs):
+        return {}
+    worst = min(evs, key=lambda e: e.get("main_cpu_share", 1.0))
+    why = [f"rank {r}: {e['contention']}" for r, e in enumerate(evs) if e.get("contention")]
+    return {**worst, "contention": "; ".join(why)}
 
 
 def _buckets(model: torch.nn.Module, cap_mb: float) -> list[torch.Tensor]:
@@ -130,7 +145,7 @@ def _unit_row(unit: dict, spec: MLPSpec, gathered: list[dict]) -> dict:
             "step_s": step["median_s"], "step_iqr_s": step["iqr_s"],
             "compute_s": compute["median_s"], "compute_iqr_s": compute["iqr_s"],
             "allreduce_s": allreduce["median_s"], "allreduce_iqr_s": allreduce["iqr_s"],
-            "n_steps": step["n_samples"],
+            "n_steps": step["n_samples"], **_worst_rank(gathered),
             "step_s_rank_medians": json.dumps([float(np.median(g["sync"])) for g in gathered])}
 
 
