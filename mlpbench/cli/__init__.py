@@ -81,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the process exit code (2 for bad input)."""
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        if any("\x00" in a for a in argv):  # no shell passes one; open() would raise
+            raise UsageError("an argument contains a NUL byte")
         args = build_parser().parse_args(argv)
         validate.check_environment()
         with quiet_warnings():
