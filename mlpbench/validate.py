@@ -146,22 +146,29 @@ def env_int(name: str, default: int | None = None) -> int | None:
     return default if not raw else positive_int(f"environment variable {name}", raw)
 
 
-def env_threads() -> int | None:
-    """``$MLPBENCH_THREADS``: a thread count (see :func:`threads`), ``None`` when unset."""
-    raw = os.environ.get("MLPBENCH_THREADS", "").strip()
-    return threads("environment variable MLPBENCH_THREADS", raw) if raw else None
+def env_threads(value: str | None = None) -> int | None:
+    """``$MLPBENCH_THREADS`` (or ``value``): a thread count (see :func:`threads`), ``None``
+    when unset or empty."""
+    raw = os.environ.get("MLPBENCH_THREADS", "") if value is None else value
+    if not raw.strip():
+        return None
+    try:
+        return threads("MLPBENCH_THREADS", raw)
+    except UsageError:
+        raise UsageError(f"MLPBENCH_THREADS={raw!r}: must be a positive integer, at most "
+                         f"{max_threads()} ({THREADS_PER_CORE} per logical core)") from None
 
 
-def env_flag(name: str) -> bool:
-    """A boolean environment variable: 1/true/yes/on or 0/false/no/off; anything else is an
-    error rather than silently off."""
-    raw = os.environ.get(name, "").strip().lower()
-    if raw in _TRUE:
+def env_flag(name: str, value: str | None = None) -> bool:
+    """A boolean environment variable (or ``value``): 1/true/yes/on or 0/false/no/off;
+    anything else is an error rather than silently off."""
+    raw = os.environ.get(name, "") if value is None else value
+    low = raw.strip().lower()
+    if low in _TRUE:
         return True
-    if raw in _FALSE:
+    if low in _FALSE:
         return False
-    raise UsageError(f"environment variable {name} must be 1/true/yes/on or 0/false/no/off, "
-                     f"got {os.environ[name]!r}")
+    raise UsageError(f"{name}={raw!r}: use 1/true/yes/on or 0/false/no/off")
 
 
 def check_environment() -> None:
