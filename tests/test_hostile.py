@@ -295,6 +295,7 @@ FULL_WIDTH_ONE = "\uff11"  # '１': int() and float() accept it, mlpbench does n
 # classes of issue "reliability, round two": each class, in every subcommand it applies to
 CASES += [
     # ---- repeated list entries (also equal as values: 16,16.0 and 0.1,1e-1)
+    ("peak-dup-mode", ["peak", "--mode", "fp32", "--mode", "fp32"], None, {}, 2, "repeats"),
     ("sweep-dup-batches", SWEEP + ["--batches", "4,4"], out_only, {}, 2, "repeats"),
     ("sweep-dup-threads", SWEEP[:-2] + ["--threads", "1,1"], out_only, {}, 2, "repeats"),
     ("sweep-dup-dtypes", SWEEP + ["--dtypes", "fp32,fp32"], out_only, {}, 2, "repeats"),
@@ -369,6 +370,7 @@ CASES += [
     ("newton-cg-iters", ["newton-cost", "--cg-iters", "1000000000", "--method", "newton_cg",
                          "--max-op-seconds", "1", "--quiet"], out_only, {}, 2, "cg-iters"),
     ("newton-cg-iters-one-net", NEWTON + ["--cg-iters", "100"], out_only, {}, 2, "cg-iters"),
+    ("newton-batch-memory", NEWTON + ["--batch", "99999999999999"], out_only, {}, 2, "batch"),
     ("dist-world-huge", DIST + ["--world-sizes", "100000"], out_only, {}, 2, "world-sizes"),
     # ---- a batch larger than the data
     ("minima-batch-over-data", MINIMA + ["--batch-sizes", "100000"], out_only, {}, 2,

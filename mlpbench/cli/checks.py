@@ -52,6 +52,12 @@ def cg_iters(iters: int, specs: Sequence[MLPSpec], what: str = "--cg-iters") -> 
                          "unknowns terminates within P iterations")
 
 
+def data_batch(batch: int, specs: Sequence[MLPSpec], what: str = "--batch") -> None:
+    """A batch of inputs and targets (fp32) for each network must fit in memory."""
+    need = max(batch * (s.input_dim + s.output_dim) * 4 for s in specs)
+    _fits(f"{what} {batch:,} (inputs and targets)", need)
+
+
 def optimizer_on(name: str, optimizer: str, n_train: int, params: int,
                  spec: MLPSpec | None = None, device: str = "cpu") -> None:
     """``optimizer`` on a workload of ``n_train`` samples and ``params`` parameters (student
@@ -122,4 +128,4 @@ def minima(cfg: Any) -> None:
               f"{problem} (vectorised)", per_run * cfg.inits * len(cfg.lrs))
 
 
-__all__ = ["cg_iters", "converge", "eval_every", "minima", "optimizer_on", "rows"]
+__all__ = ["cg_iters", "converge", "data_batch", "eval_every", "minima", "optimizer_on", "rows"]

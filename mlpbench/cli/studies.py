@@ -126,9 +126,9 @@ def cmd_peak(args: argparse.Namespace) -> int:
     from mlpbench.measure.peak import get_peak
 
     _device_ok(args.device)
+    modes = validate.no_repeats("--mode", args.mode or ["fp32"])
     with threads(threads_of(args)):
-        results = [asdict(get_peak(args.device, m, refresh=args.refresh))
-                   for m in args.mode or ["fp32"]]
+        results = [asdict(get_peak(args.device, m, refresh=args.refresh)) for m in modes]
         if args.bandwidth:
             from mlpbench.measure.bandwidth import get_bandwidth
 
@@ -214,6 +214,7 @@ def cmd_newton_cost(args: argparse.Namespace) -> int:
                                    include_target=not args.no_target).specs()
     if args.method in ("all", "newton_cg"):
         checks.cg_iters(args.cg_iters, specs)
+    checks.data_batch(args.batch, specs)
     cfg = CostConfig(widths=args.widths or DEFAULT_WIDTHS, include_target=not args.no_target,
                      batch=args.batch, cg_iters=args.cg_iters, device=args.device,
                      threads=threads_of(args), max_op_seconds=args.max_op_seconds,
