@@ -1,13 +1,13 @@
 """Property-based fuzzing of the CLI contract (hypothesis): generated argument lists for
-sweep, converge, minima and report, and corrupted result files under ``report`` and
-``sweep --resume``.
+sweep, converge, minima, newton-cost, distributed and report, and corrupted result files
+under ``report`` and ``sweep --resume``.
 
 The contract, for every input: exit code 0 (or 3, a partial report) or 2; never 1 (an
 internal error) and never a traceback; a refusal is exactly one stderr line starting with
 ``mlpbench``. Argument lists stop before measuring (the study functions of
 :mod:`mlpbench.jobs` are replaced by a recorder), so an accepted list is checked as well:
 what reaches the study holds no repeated entry and no non-finite or non-positive number.
-The examples per test are fixed in number (60 per argument test, 20 per corruption test)
+The examples per test are fixed in number (60 or 20 per test)
 and derandomized, without an example database, so the run is bounded and repeatable.
 """
 
@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from mlpbench.cli import main
@@ -33,6 +33,7 @@ NASTY = ["nan", "NaN", "inf", "-inf", "1e400", "-1", "0", "0.0", "-0", "9" * 25,
          "abc", "[", "]", "=", "x[y=1]", "\u0660", "+5", "0x10", "1e3", "4.5", "\t8"]
 VALUES = st.one_of(
     st.sampled_from(NASTY),
+    st.sampled_from(["1", "2", "3", "8", "16", "2,4", "0.5", "10"]),  # often accepted
     st.integers(-10**30, 10**30).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
     st.lists(st.integers(-3, 300).map(str), min_size=1, max_size=4).map(",".join),
@@ -59,6 +60,11 @@ FLAGS = {
                  "--eval-every", "--lr-grid", "--device", "--threads", "-W"],
     "minima": ["--inits", "--problems", "--batch-sizes", "--lrs", "--steps", "--evals",
                "--eval-every", "--threads"],
+    "newton-cost": ["--widths", "--batch", "--cg-iters", "--max-op-seconds", "--input-dim",
+                    "--width", "--depth", "--threads"],
+    "distributed": ["--world-sizes", "--widths", "--batches", "--bucket-cap-mb", "--steps",
+                    "--warmup", "--timeout", "--pg-timeout", "--threads", "--scaling",
+                    "--master-port", "--seed"],
 }
 
 
@@ -111,7 +117,7 @@ def recorder(monkeypatch):
             return "recorded"
         return fake
 
-    for name in ("sweep", "converge", "minima"):
+    for name in ("sweep", "converge", "minima", "newton_cost"):
         monkeypatch.setattr(jobs, name, record(name))
     return seen
 
@@ -173,6 +179,40 @@ def test_report_arguments(runs, out, results, reference, monkeypatch, capsys,
     elif not runs:
         argv += ["--runs", "/nonexistent"]
     contract(argv, capsys, allowed=(2,))
+
+
+@SLOW
+@given(extra=_extra("newton-cost"))
+@example(extra=["--widths", "8,16", "--cg-iters", "20"])  # accepted: the oracle runs
+def test_newton_cost_arguments(extra, recorder, capsys, tmp_path_factory):
+    out = tmp_path_factory.mktemp("newton")
+    code = contract(["newton-cost", "--no-target", "--quiet", *extra, "--out", out], capsys)
+    assert code == 0 or extra != ["--widths", "8,16", "--cg-iters", "20"]
+    if code == 0:
+        cfg = recorder[-1]["args"][0]
+        assert _all_valid(cfg.widths) and cfg.cg_iters <= max(s.num_params
+                                                               for s in cfg.specs())
+
+
+@SLOW
+@given(extra=_extra("distributed"))
+@example(extra=["--world-sizes", "1,2", "--bucket-cap-mb", "1,25"])  # reaches the study
+def test_distributed_arguments(extra, monkeypatch, capsys, tmp_path_factory):
+    import pandas as pd
+
+    import mlpbench.studies.distributed as dist
+
+    seen = []
+    monkeypatch.setattr(dist, "run_distributed",
+                        lambda config, out, **kw: seen.append(config) or pd.DataFrame())
+    out = tmp_path_factory.mktemp("dist")
+    contract(["distributed", "--no-collectives", "--quiet", *extra, "--out", out], capsys)
+    event(f"reached the study: {bool(seen)}")
+    assert seen or extra != ["--world-sizes", "1,2", "--bucket-cap-mb", "1,25"]
+    for config in seen:  # reached the study: "nothing was measured" is then exit 2
+        for field in ("world_sizes", "widths", "batches", "bucket_caps_mb", "scalings"):
+            assert _all_valid(getattr(config, field)), (field, getattr(config, field))
+        assert math.isfinite(config.launch_timeout_s) and math.isfinite(config.pg_timeout_s)
 
 
 # ---- corrupted result files --------------------------------------------------------------
