@@ -19,8 +19,9 @@ from mlpbench.errors import UsageError
 from mlpbench.spec import MAX_COUNT, MLPSpec
 from mlpbench.units import format_bytes, format_count
 
-#: bytes of one result row held in memory while a study runs (~20 columns of 8 bytes plus
-#: its strings): a lower bound, so the row-count check below never refuses a feasible run
+#: bytes of one result row held in memory while a study runs: a lower bound (a trajectory
+#: row, the smallest, is a tuple of 8 Python numbers: 300 bytes by sys.getsizeof), so the
+#: row-count check below never refuses a run that would fit
 ROW_BYTES = 256
 
 
