@@ -122,7 +122,12 @@ def no_repeats(name: str, values: Sequence[T], text: object = None) -> tuple[T, 
 def parse_list(name: str, text: str, item: Callable[[str, str], T]) -> tuple[T, ...]:
     """A comma-separated list, each entry checked by ``item(name, entry)``; entries equal as
     values (``16,16.0``, ``1e-1,0.1``) are repeats too."""
-    values = tuple(item(f"{name} entry".strip(), v) for v in split_list(name, text))
+    try:
+        values = tuple(item(f"{name} entry".strip(), v) for v in split_list(name, text))
+    except UsageError as exc:
+        if str(text) in str(exc):
+            raise
+        raise UsageError(f"{exc} (in {text!r})") from None
     return no_repeats(name, values, text)
 
 
