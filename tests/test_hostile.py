@@ -667,3 +667,22 @@ def test_diverged_minima_run_is_a_result(tmp_path, capsys):
     out = tmp_path / "m"
     check(*run_cli(MINIMA + ["--lrs", "1e300", "--out", out], capsys), 0)
     assert "diverged" in (out / "minima_runs.csv").read_text()
+
+
+def test_run_with_a_partial_report_exits_3(tmp_path, monkeypatch, capsys):
+    """``run`` ends with the report: a part that cannot be drawn makes it exit 3 too (the
+    sweep replaced by one stored row; the page is still written)."""
+    from mlpbench import jobs
+    from mlpbench.report import sections
+
+    def one_row(config, out, **kw):
+        _write(Path(out) / "sweep.csv", SWEEP_HEADER + SWEEP_ROW)
+        return "swept"
+
+    monkeypatch.setattr(jobs, "sweep", one_row)
+    monkeypatch.setattr("mlpbench.report.SECTIONS", [*sections.SECTIONS, _failing_section])
+    argv = ["run", "--preset", "quick", "--quiet", "--out", tmp_path / "main", "--report",
+            tmp_path / "r.html"]
+    check(*run_cli(argv, capsys), 3, "could not be drawn")
+    assert (tmp_path / "r.html").exists()
+    check(*run_cli(argv + ["--resume", "--allow-partial"], capsys), 0, "warning")
