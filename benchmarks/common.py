@@ -13,10 +13,10 @@ automatic ``number`` batches many warm calls per sample. Points that cannot run 
 """
 
 import functools
-import os
 
 import torch
 
+from mlpbench import validate
 from mlpbench.devices import (
     MEMORY_FRACTION,  # share of device memory a point may use
     device_memory_bytes,
@@ -24,7 +24,6 @@ from mlpbench.devices import (
     resolve_device,
     synchronize,
 )
-from mlpbench.errors import UsageError
 from mlpbench.units import format_bytes
 
 try:  # asv's skip from inside a benchmark body (a NotImplementedError subclass)
@@ -33,33 +32,16 @@ except ImportError:  # pragma: no cover - asv not installed: plain NotImplemente
     class Skip(NotImplementedError):
         """A point that cannot run here (the message says why)."""
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("", "0", "false", "no", "off")
-
-
 def env_full(value=None):
-    """``MLPBENCH_FULL`` as a bool; anything but a clear yes/no is an error."""
-    raw = os.environ.get("MLPBENCH_FULL", "") if value is None else value
-    low = raw.strip().lower()
-    if low in _TRUE:
-        return True
-    if low in _FALSE:
-        return False
-    raise UsageError(f"MLPBENCH_FULL={raw!r}: use 1/true/yes/on or 0/false/no/off")
+    """``MLPBENCH_FULL`` as a bool; anything but a clear yes/no is an error (mlpbench's one
+    environment parser, shared with the CLI)."""
+    return validate.env_flag("MLPBENCH_FULL", value)
 
 
 def env_threads(value=None):
-    """``MLPBENCH_THREADS`` as a positive int, or None when unset/empty."""
-    raw = os.environ.get("MLPBENCH_THREADS", "") if value is None else value
-    if not raw.strip():
-        return None
-    try:
-        threads = int(raw)
-    except ValueError:
-        threads = 0
-    if threads < 1:
-        raise UsageError(f"MLPBENCH_THREADS={raw!r}: must be a positive integer")
-    return threads
+    """``MLPBENCH_THREADS`` as a thread count, or None when unset/empty (mlpbench's one
+    environment parser, shared with the CLI)."""
+    return validate.env_threads(value)
 
 
 FULL = env_full()

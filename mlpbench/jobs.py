@@ -40,9 +40,12 @@ def sweep(config, out: str | os.PathLike, *, resume: bool = False,
 def converge(out: str | os.PathLike, **kwargs: Any) -> str:
     """``mlpbench converge``: the runs, then their aggregates as text."""
     from mlpbench.analysis.convergence import aggregate, lr_summary
+    from mlpbench.measure.second_order import op_time_limit
     from mlpbench.studies.convergence import converge_to_dir
 
-    tables = converge_to_dir(out, **kwargs)
+    budget = kwargs.get("budget")
+    with op_time_limit(budget.max_seconds if budget is not None else None, "--max-seconds"):
+        tables = converge_to_dir(out, **kwargs)
     cols = ["workload", "optimizer", "reached", "runs", "steps_median", "time_median",
             "evals_median", "final_loss_median"]
     parts = [aggregate(tables["converge"])[cols].to_string(**_TABLE)]
@@ -56,6 +59,7 @@ def newton_cost(cfg, out: str | os.PathLike, *, resume: bool = False, per_cost: 
                 refuse: bool = False, progress: bool = True) -> str:
     """``mlpbench newton-cost``: measure; store the fits, ratios and per-cost race beside."""
     from mlpbench.analysis.newton import analyse, per_cost_table, report_text, wall_table
+    from mlpbench.measure.second_order import op_time_limit
     from mlpbench.results import write_table
     from mlpbench.studies.newton_cost import refuse_newton, run_cost_study
     from mlpbench.studies.newton_cost_ops import isolated_peaks
@@ -63,7 +67,8 @@ def newton_cost(cfg, out: str | os.PathLike, *, resume: bool = False, per_cost: 
     if refuse and "newton_step" in cfg.operations:
         for spec in cfg.specs():
             refuse_newton(spec, cfg.device, cfg.memory_fraction)
-    frame = run_cost_study(cfg, out, resume=resume, progress=progress)
+    with op_time_limit(cfg.max_op_seconds):
+        frame = run_cost_study(cfg, out, resume=resume, progress=progress)
     info = analyse(frame)
     write_table(Path(out), "newton_fit", info["fits"])
     write_table(Path(out), "newton_ratios", info["ratios"])
@@ -110,47 +115,91 @@ def _reference_sweep(parts: tuple[str, ...]) -> bool:
     return len(rest) == 1 or rest[0] == "preset"
 
 
-def reference_results() -> tuple[str | None, list[str]]:
-    """The committed reference results: ``$MLPBENCH_RESULTS``, else ``results/`` beside the
-    package (a source checkout). Returns (asv results folder or None, run folders)."""
-    import mlpbench
+def _results_env() -> Path:
+    """``$MLPBENCH_RESULTS``: a folder holding ``runs/`` or ``asv/``, or a one-line error
+    (never a silent fallback to the checkout's own results)."""
+    root = Path(os.environ["MLPBENCH_RESULTS"])
+    if not root.is_dir():
+        raise UsageError(f"MLPBENCH_RESULTS={str(root)!r} is not a folder (point it at a "
+                         "results/ folder of a source checkout, or unset it)")
+    if not ((root / "runs").is_dir() or (root / "asv").is_dir()):
+        raise UsageError(f"MLPBENCH_RESULTS={str(root)!r} holds neither runs/ nor asv/ (point "
+                         "it at a results/ folder of a source checkout, or unset it)")
+    return root
 
-    candidates = ([Path(os.environ["MLPBENCH_RESULTS"])] if os.environ.get("MLPBENCH_RESULTS")
-                  else []) + [Path(mlpbench.__file__).resolve().parents[1] / "results"]
+
+def reference_results() -> tuple[str | None, list[str]]:
+    """The committed reference results: ``$MLPBENCH_RESULTS`` when set (and valid), else
+    ``results/`` beside the package (a source checkout). Returns (asv results folder or None,
+    run folders)."""
+    import mlpbench
     from mlpbench.results import KINDS
 
-    for root in candidates:
-        # folders holding a known table, and regression-gate verdicts (gate.json). The
-        # execution-mode studies' per-repeat sweeps are summarised in their own tables
-        # (runs/<machine>/modes/modes_*.csv); only the default preset's repeats are sweeps
-        runs = sorted({str(p.parent) for p in root.glob("runs/**/*.csv")
-                       if p.stem in KINDS and _reference_sweep(p.relative_to(root).parts)}
-                      | {str(p.parent) for p in root.glob("regress/**/gate.json")})
-        asv = root / "asv"
-        if runs or asv.is_dir():
-            return (str(asv) if asv.is_dir() else None), runs
-    raise UsageError("--reference: no reference results found in "
-                     + " or ".join(str(c) for c in candidates)
-                     + " (set MLPBENCH_RESULTS to a results folder of a source checkout)")
+    root = (_results_env() if os.environ.get("MLPBENCH_RESULTS", "").strip()
+            else Path(mlpbench.__file__).resolve().parents[1] / "results")
+    # folders holding a known table, and regression-gate verdicts (gate.json). The
+    # execution-mode studies' per-repeat sweeps are summarised in their own tables
+    # (runs/<machine>/modes/modes_*.csv); only the default preset's repeats are sweeps
+    runs = sorted({str(p.parent) for p in root.glob("runs/**/*.csv")
+                   if p.stem in KINDS and _reference_sweep(p.relative_to(root).parts)}
+                  | {str(p.parent) for p in root.glob("regress/**/gate.json")})
+    asv = root / "asv"
+    if runs or asv.is_dir():
+        return (str(asv) if asv.is_dir() else None), runs
+    raise UsageError(f"--reference: no reference results found in {root} (set "
+                     "MLPBENCH_RESULTS to a results folder of a source checkout)")
 
 
 def report(asv_dir: str | None, runs: list[str], out: str | os.PathLike, *,
-           reference: bool = False) -> str:
-    """``mlpbench report``: one HTML page from asv results and run folders."""
+           reference: bool = False, failures: list[str] | None = None) -> str:
+    """``mlpbench report``: one HTML page from asv results and run folders; what could not
+    be drawn is shown on the page and appended to ``failures``."""
     from mlpbench.report import build_report
 
     if reference:
         ref_asv, ref_runs = reference_results()
         asv_dir = asv_dir or ref_asv
         runs = list(runs) + ref_runs
-    return f"report: {build_report(asv_dir, runs, out)}"
+    return f"report: {build_report(asv_dir, runs, out, failures=failures)}"
+
+
+#: bytes the write probe writes (and syncs): enough to need a fresh block on any filesystem
+PROBE_BYTES = 64 * 1024
+
+
+def probe_writable(path: str | os.PathLike, what: str, *, folder: bool) -> None:
+    """Check before measuring that ``path`` (a folder, or a file's folder) can take bytes:
+    create it, write and sync ``PROBE_BYTES`` to a probe file there, remove it. A full disk,
+    a read-only or impossible path is one-line :class:`UsageError` naming ``what``."""
+    path = Path(path)
+    if not folder and path.is_dir():
+        raise UsageError(f"{what} {str(path)!r} is a folder, not a file")
+    if folder and path.exists() and not path.is_dir():
+        raise UsageError(f"{what} {str(path)!r} is a file, not a folder")
+    where = path if folder else path.parent
+    probe = where / f".mlpbench-probe-{os.getpid()}"
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"\0" * PROBE_BYTES)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise UsageError(f"cannot write {what} {str(path)!r}: {exc.strerror or exc}") from None
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass
 
 
 def main_job(preset_name: str, out: str | os.PathLike, report_path: str, *,
              everything: bool = False, resume: bool = False, progress: bool = True,
-             n_threads: int | None = None, retries: int | None = None) -> str:
+             n_threads: int | None = None, failures: list[str] | None = None,
+             retries: int | None = None) -> str:
     """The main job: a sweep (and with ``everything`` the convergence and Newton studies),
-    then the HTML report."""
+    then the HTML report (what it could not draw is appended to ``failures``). Both output
+    paths are probed with a real write before anything is measured."""
     from mlpbench.studies.convergence import DEFAULT_OPTIMIZERS, lr_grid
     from mlpbench.studies.newton_cost import CostConfig
     from mlpbench.studies.sweep import preset
@@ -159,6 +208,8 @@ def main_job(preset_name: str, out: str | os.PathLike, report_path: str, *,
         raise UsageError("--out and --report must name a folder and a file, got an empty "
                          "string")
     out = Path(out)
+    probe_writable(report_path, "--report", folder=False)
+    probe_writable(out, "--out", folder=True)
     extra = {"retries": retries} if retries is not None else {}
     parts = [sweep(preset(preset_name, threads=n_threads, **extra), out / "sweep",
                    resume=resume, progress=progress)]
@@ -171,7 +222,7 @@ def main_job(preset_name: str, out: str | os.PathLike, report_path: str, *,
         parts.append(newton_cost(CostConfig(threads=n_threads), out / "newton", resume=resume,
                                  per_cost=True, progress=progress))
         runs += [str(out / "converge"), str(out / "newton")]
-    parts.append(report(None, runs, report_path))
+    parts.append(report(None, runs, report_path, failures=failures))
     return "\n".join(parts)
 
 

@@ -51,3 +51,44 @@ def test_console_script_exit_code():
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("mlpbench: error:")
+
+
+@pytest.mark.parametrize("text", ["32,,64", "32, ", ",32", "", " , ", "32,32", "8,8.0",
+                                  "\uff13\uff12", "1_0", "0x10", "+", "3e2"])
+def test_integer_lists_are_strict(text):
+    from mlpbench.errors import UsageError
+    from mlpbench.validate import parse_list, positive_int
+
+    with pytest.raises(UsageError):
+        parse_list("--widths", text, positive_int)
+
+
+def test_integer_lists_accept_what_they_should():
+    from mlpbench.validate import parse_list, positive_float, positive_int
+
+    assert parse_list("--widths", "32,64", positive_int) == (32, 64)
+    assert parse_list("--widths", " 32 , 64 ", positive_int) == (32, 64)
+    assert parse_list("--lrs", "0.1,1e-2,.5", positive_float) == (0.1, 0.01, 0.5)
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "1e400", "-1", "0", "\uff11", "1_0",
+                                  "0x1p3", "abc", ""])
+def test_positive_float_refuses(text):
+    from mlpbench.errors import UsageError
+    from mlpbench.validate import positive_float
+
+    with pytest.raises(UsageError):
+        positive_float("--lr", text)
+
+
+def test_thread_bound_follows_the_logical_cores(monkeypatch):
+    import os
+
+    from mlpbench import validate
+    from mlpbench.errors import UsageError
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    assert validate.max_threads() == 3 * validate.THREADS_PER_CORE
+    assert validate.threads("--threads", str(validate.max_threads())) == 12
+    with pytest.raises(UsageError, match="at most 12"):
+        validate.threads("--threads", "13")

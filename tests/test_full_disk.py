@@ -181,3 +181,18 @@ def test_sweep_fills_a_real_tiny_disk(tiny_disk, capsys):
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and NO_SPACE in lines[0], err
     no_temp_files(tiny_disk)
+
+
+def test_run_probes_its_outputs_before_measuring(tmp_path, monkeypatch, capsys):
+    """``mlpbench run`` writes (and syncs) real bytes to its output folders before the sweep
+    starts: on a full disk nothing is measured (a 0-byte probe would pass)."""
+    from mlpbench import jobs
+
+    def no_sweep(*a, **k):
+        raise AssertionError("measured on a full disk")
+
+    monkeypatch.setattr(jobs, "sweep", no_sweep)
+    disk_full_after(monkeypatch, 0)
+    one_line_no_space(*cli(["run", "--preset", "quick", "--out", tmp_path / "main",
+                            "--report", tmp_path / "r.html", *COMMON], capsys))
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # the probe is gone too

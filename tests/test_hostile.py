@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from mlpbench.cli import main
@@ -155,7 +156,6 @@ CASES = [
     ("peak-xpu", ["peak", "--device", "xpu"], None, {}, 2, "xpu"),
     ("peak-mode", ["peak", "--mode", "int8"], None, {}, 2, "int8"),
     ("peak-threads-0", ["peak", "--threads", "0"], None, {}, 2, "threads"),
-    ("peak-env-threads-abc", ["peak"], None, {"MLPBENCH_THREADS": "abc"}, 2, "MLPBENCH_THREADS"),
     ("peak-env-threads-neg", ["peak"], None, {"MLPBENCH_THREADS": "-1"}, 2, "MLPBENCH_THREADS"),
     # ---- sweep: flags
     ("sweep-dup-widths", SWEEP + ["--widths", "32,32"], out_only, {}, 2, "repeats"),
@@ -282,6 +282,147 @@ CASES = [
 ]
 
 
+MINIMA = ["minima", "--inits", "1", "--problems", "local_minima", "--batch-sizes", "16",
+          "--lrs", "0.1", "--steps", "20", "--evals", "10", "--eval-every", "10", "--threads",
+          "1"]
+DIST = ["distributed", "--world-sizes", "1", "--no-collectives", "--quiet", "--steps", "2",
+        "--warmup", "0"]
+#: every subcommand that measures, with a tiny valid grid (for the classes applied to all)
+MEASURING = {"peak": ["peak"], "sweep": SWEEP[:-2], "converge": CONVERGE[:-2],
+             "newton-cost": NEWTON[:-2], "minima": MINIMA[:-2], "distributed": DIST,
+             "run": ["run", "--preset", "quick", "--quiet"]}
+FULL_WIDTH_ONE = "\uff11"  # '１': int() and float() accept it, mlpbench does not
+
+# classes of issue "reliability, round two": each class, in every subcommand it applies to
+CASES += [
+    # ---- repeated list entries (also equal as values: 16,16.0 and 0.1,1e-1)
+    ("peak-dup-mode", ["peak", "--mode", "fp32", "--mode", "fp32"], None, {}, 2, "repeats"),
+    ("sweep-dup-batches", SWEEP + ["--batches", "4,4"], out_only, {}, 2, "repeats"),
+    ("sweep-dup-threads", SWEEP[:-2] + ["--threads", "1,1"], out_only, {}, 2, "repeats"),
+    ("sweep-dup-dtypes", SWEEP + ["--dtypes", "fp32,fp32"], out_only, {}, 2, "repeats"),
+    ("newton-dup-widths-2", ["newton-cost", "--widths", "4,8,4", "--quiet"], out_only, {}, 2,
+     "repeats"),
+    ("minima-dup-problems", MINIMA + ["--problems", "local_minima,local_minima"], out_only, {},
+     2, "repeats"),
+    ("minima-dup-batch", MINIMA + ["--batch-sizes", "16,16"], out_only, {}, 2, "repeats"),
+    ("minima-dup-lrs", MINIMA + ["--lrs", "0.1,0.1"], out_only, {}, 2, "repeats"),
+    ("minima-dup-lrs-value", MINIMA + ["--lrs", "0.1,1e-1"], out_only, {}, 2, "repeats"),
+    ("dist-dup-world", DIST + ["--world-sizes", "1,1"], out_only, {}, 2, "repeats"),
+    ("dist-dup-bucket", DIST + ["--bucket-cap-mb", "25,25.0"], out_only, {}, 2, "repeats"),
+    ("dist-dup-widths", DIST + ["--widths", "8,8"], out_only, {}, 2, "repeats"),
+    ("dist-dup-scaling", DIST + ["--scaling", "weak,weak"], out_only, {}, 2, "repeats"),
+    # ---- nan, inf and huge values
+    ("minima-lrs-nan", MINIMA + ["--lrs", "nan"], out_only, {}, 2, "lrs"),
+    ("minima-lrs-inf", MINIMA + ["--lrs", "inf"], out_only, {}, 2, "lrs"),
+    ("minima-lrs-overflow", MINIMA + ["--lrs", "1e400"], out_only, {}, 2, "lrs"),
+    ("minima-lrs-neg", MINIMA + ["--lrs", "-0.1"], out_only, {}, 2, "lrs"),
+    ("minima-inits-huge", MINIMA + ["--inits", "9" * 20], out_only, {}, 2, "inits"),
+    ("minima-steps-huge", MINIMA + ["--steps", "9" * 30], out_only, {}, 2, "steps"),
+    ("dist-bucket-inf", DIST + ["--bucket-cap-mb", "inf"], out_only, {}, 2, "bucket-cap-mb"),
+    ("dist-bucket-nan", DIST + ["--bucket-cap-mb", "nan"], out_only, {}, 2, "bucket-cap-mb"),
+    ("dist-bucket-huge", DIST + ["--bucket-cap-mb", "1e300"], out_only, {}, 2,
+     "bucket-cap-mb"),
+    ("dist-timeout-nan", DIST + ["--timeout", "nan"], out_only, {}, 2, "timeout"),
+    ("dist-timeout-inf", DIST + ["--timeout", "inf"], out_only, {}, 2, "timeout"),
+    ("dist-timeout-huge", DIST + ["--timeout", "1e300"], out_only, {}, 2, "timeout"),
+    ("dist-pg-timeout-nan", DIST + ["--pg-timeout", "nan"], out_only, {}, 2, "pg-timeout"),
+    ("dist-pg-timeout-inf", DIST + ["--pg-timeout", "inf"], out_only, {}, 2, "pg-timeout"),
+    ("dist-steps-neg", DIST + ["--steps", "-1"], out_only, {}, 2, "steps"),
+    ("dist-port-huge", DIST + ["--master-port", "70000"], out_only, {}, 2, "master-port"),
+    ("sweep-budget-overflow", SWEEP + ["--budget", "1e400"], out_only, {}, 2, "budget"),
+    ("converge-max-seconds-inf", CONVERGE + ["--max-seconds", "inf"], out_only, {}, 2,
+     "max-seconds"),
+    ("converge-seeds-huge", CONVERGE + ["--seeds", "9" * 20], out_only, {}, 2, "seeds"),
+    ("converge-lr-grid-huge-n", CONVERGE + ["--lr-grid", "1e-3:1:99999999"], out_only, {}, 2,
+     "lr-grid"),
+    ("newton-max-op-inf", NEWTON + ["--max-op-seconds", "inf"], out_only, {}, 2,
+     "max-op-seconds"),
+    # ---- lenient parsing: empty entries, trailing commas, full-width digits, underscores
+    ("sweep-empty-entry", SWEEP + ["--widths", "32,,64"], out_only, {}, 2, "empty entry"),
+    ("sweep-trailing-comma", SWEEP + ["--widths", "32, "], out_only, {}, 2, "empty entry"),
+    ("sweep-full-width", SWEEP + ["--widths", FULL_WIDTH_ONE], out_only, {}, 2, "widths"),
+    ("sweep-underscore", SWEEP + ["--widths", "1_0"], out_only, {}, 2, "widths"),
+    ("sweep-seed-full-width", SWEEP + ["--seed", FULL_WIDTH_ONE], out_only, {}, 2, "seed"),
+    ("converge-full-width-lr", CONVERGE + ["-O", f"adam[lr={FULL_WIDTH_ONE}]"], out_only, {},
+     2, "ascii"),
+    ("converge-full-width-seeds", CONVERGE + ["--seeds", FULL_WIDTH_ONE], out_only, {}, 2,
+     "seeds"),
+    ("newton-trailing-comma", ["newton-cost", "--widths", "8,", "--quiet"], out_only, {}, 2,
+     "empty entry"),
+    ("minima-empty-entry", MINIMA + ["--batch-sizes", "16,,32"], out_only, {}, 2,
+     "empty entry"),
+    ("minima-trailing-comma", MINIMA + ["--lrs", "0.1, "], out_only, {}, 2, "empty entry"),
+    ("minima-full-width", MINIMA + ["--inits", FULL_WIDTH_ONE], out_only, {}, 2, "inits"),
+    ("dist-empty-entry", DIST + ["--world-sizes", "1,,2"], out_only, {}, 2, "empty entry"),
+    ("dist-full-width", DIST + ["--widths", FULL_WIDTH_ONE], out_only, {}, 2, "widths"),
+    ("params-full-width", ["params", "-d", FULL_WIDTH_ONE], None, {}, 2, "input-dim"),
+    # ---- work that would never end (or exhaust memory), refused before it starts
+    ("minima-eval-every", MINIMA + ["--eval-every", "100000"], out_only, {}, 2, "eval-every"),
+    ("minima-inits-memory", MINIMA + ["--inits", "99999999999999"], out_only, {}, 2, "memory"),
+    ("converge-eval-every", CONVERGE + ["--eval-every", "100000"], out_only, {}, 2,
+     "eval-every"),
+    ("converge-lbfgs-history", CONVERGE + ["-O", "lbfgs[history=1000000000]"], out_only, {},
+     2, "memory"),
+    ("converge-teacher-lbfgs-history", CONVERGE + ["-W", "teacher", "-O",
+                                                   "lbfgs[history=1000000000]"], out_only,
+     {}, 2, "memory"),
+    ("converge-cg-iters", CONVERGE + ["-O", "newton_cg[cg_iters=1000000000]"], out_only, {},
+     2, "cg_iters"),
+    ("newton-cg-iters", ["newton-cost", "--cg-iters", "1000000000", "--method", "newton_cg",
+                         "--max-op-seconds", "1", "--quiet"], out_only, {}, 2, "cg-iters"),
+    ("newton-cg-iters-one-net", NEWTON + ["--cg-iters", "100"], out_only, {}, 2, "cg-iters"),
+    ("newton-batch-memory", NEWTON + ["--batch", "99999999999999"], out_only, {}, 2, "batch"),
+    ("dist-world-huge", DIST + ["--world-sizes", "100000"], out_only, {}, 2, "world-sizes"),
+    # ---- a batch larger than the data
+    ("minima-batch-over-data", MINIMA + ["--batch-sizes", "100000"], out_only, {}, 2,
+     "training samples"),
+    ("converge-batch-over-data", CONVERGE + ["-O", "sgd[batch=100000000]"], out_only, {}, 2,
+     "training samples"),
+    ("converge-adam-batch-over-data", CONVERGE + ["-O", "adam[batch=257]"], out_only, {}, 2,
+     "training samples"),
+    # ---- MLPBENCH_RESULTS pointing nowhere: no silent fallback
+    ("results-env-missing", ["report", "--reference", "-o", "r.html"], None,
+     {"MLPBENCH_RESULTS": "/nonexistent/results"}, 2, "MLPBENCH_RESULTS"),
+    ("results-env-file", ["report", "--reference", "-o", "r.html"], None,
+     {"MLPBENCH_RESULTS": "/dev/null"}, 2, "MLPBENCH_RESULTS"),
+    ("results-env-no-runs", ["report", "--reference", "-o", "r.html"], None,
+     {"MLPBENCH_RESULTS": "/"}, 2, "MLPBENCH_RESULTS"),
+    # ---- run checks its outputs before measuring
+    ("run-report-impossible", ["run", "--preset", "quick", "--quiet", "--report",
+                               "/proc/nope.html"], out_only, {}, 2, "--report"),
+    ("run-report-is-folder", ["run", "--preset", "quick", "--quiet"], lambda d: (
+        (d / "page").mkdir(), ["--report", d / "page", "--out", d / "out"])[1], {}, 2,
+     "folder"),
+    ("run-out-is-file", ["run", "--preset", "quick", "--quiet"], lambda d: (
+        _write(d / "f", "x"), ["--out", d / "f", "--report", d / "r.html"])[1], {}, 2,
+     "--out"),
+    ("run-resume-report-impossible", ["run", "--preset", "quick", "--quiet", "--resume",
+                                      "--report", "/proc/nope.html"], out_only, {}, 2,
+     "--report"),
+]
+# ---- one environment parser at every entry point; thread counts bounded everywhere
+
+
+def _out_of(name: str):
+    return out_only if name in MEASURING and name != "peak" else None
+
+
+CASES += [(f"{name}-env-threads-abc", argv, _out_of(name),
+           {"MLPBENCH_THREADS": "abc"}, 2, "MLPBENCH_THREADS")
+          for name, argv in {**MEASURING, "info": ["info"], "params": ["params"],
+                             "report": ["report", "--runs", "x"]}.items()]
+CASES += [(f"{name}-env-full-maybe", argv, _out_of(name),
+           {"MLPBENCH_FULL": "maybe"}, 2, "MLPBENCH_FULL")
+          for name, argv in {**MEASURING, "info": ["info"]}.items()]
+CASES += [(f"{name}-threads-10000", argv + ["--threads", "10000"],
+           _out_of(name), {}, 2, "threads")
+          for name, argv in MEASURING.items()]
+CASES += [(f"{name}-env-threads-10000", argv, _out_of(name),
+           {"MLPBENCH_THREADS": "10000"}, 2, "MLPBENCH_THREADS")
+          for name, argv in MEASURING.items() if name in ("peak", "converge", "newton-cost",
+                                                           "run")]
+
+
 @pytest.mark.parametrize("argv, setup, env, code, needle",
                          [pytest.param(*c[1:], id=c[0]) for c in CASES])
 def test_case(argv, setup, env, code, needle, tmp_path, monkeypatch, capsys):
@@ -290,10 +431,13 @@ def test_case(argv, setup, env, code, needle, tmp_path, monkeypatch, capsys):
     tail = setup(tmp_path) if setup else []
     monkeypatch.chdir(tmp_path)
     check(*run_cli(list(argv) + list(tail), capsys), code, needle)
+    if code == 2 and setup is out_only:  # refused up front: nothing measured or stored
+        assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
 
 
 def test_enough_cases():
-    assert len(CASES) >= 60
+    assert len(CASES) >= 180
+    assert len({c[0] for c in CASES}) == len(CASES)  # ids are unique
 
 
 def test_all_skipped_sweep_reports(tmp_path, capsys):
@@ -420,3 +564,128 @@ def test_unexpected_error_is_one_line(monkeypatch, capsys):
     monkeypatch.setenv("MLPBENCH_DEBUG", "1")
     with pytest.raises(KeyError):
         main(["params"])
+
+
+# ---- round two: partial reports, the cache folder, CG time limits, warnings ----------------
+
+def _failing_section(data):
+    raise KeyError("params")
+
+
+def test_partial_report_exits_3_and_shows_the_failure(tmp_path, monkeypatch, capsys):
+    """A section that cannot be drawn: the page is written with the failure on it, exit 3
+    with one stderr line; ``--allow-partial`` makes it exit 0 with one warning line."""
+    from mlpbench.report import sections
+
+    _write(tmp_path / "run" / "sweep.csv", SWEEP_HEADER + SWEEP_ROW)
+    monkeypatch.setattr(sections, "SECTIONS", [*sections.SECTIONS, _failing_section])
+    monkeypatch.setattr("mlpbench.report.SECTIONS", sections.SECTIONS)
+    page = tmp_path / "r.html"
+    argv = ["report", "--runs", tmp_path / "run", "--out", page]
+    check(*run_cli(argv, capsys), 3, "--allow-partial")
+    assert "could not be drawn" in page.read_text() and "KeyError" in page.read_text()
+    page.unlink()
+    code, out, err = run_cli(argv + ["--allow-partial"], capsys)
+    check(code, out, err, 0, "warning")
+    assert page.exists() and "failing" in err
+
+
+def test_complete_report_exits_0(tmp_path, capsys):
+    """The exit code is not 3 by construction: a clean page exits 0, stderr empty."""
+    _write(tmp_path / "run" / "sweep.csv", SWEEP_HEADER + SWEEP_ROW)
+    code, out, err = run_cli(["report", "--runs", tmp_path / "run", "--out",
+                              tmp_path / "r.html"], capsys)
+    assert code == 0 and not err.strip(), err
+
+
+@pytest.mark.parametrize("argv", [["peak", "--threads", "1"], SWEEP + ["--out", "s"]],
+                         ids=["peak", "sweep"])
+def test_cache_that_is_a_file_is_one_line(argv, tmp_path, monkeypatch, capsys):
+    _write(tmp_path / "cache", "not a folder")
+    monkeypatch.setenv("MLPBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    check(*run_cli(argv, capsys), 2, "MLPBENCH_CACHE")
+    assert "corrupt" not in capsys.readouterr().err
+
+
+def test_newton_cg_stops_inside_its_loop_at_the_time_limit():
+    """``op_time_limit`` stops a CG solve of a billion iterations at once; without a limit
+    the same solve runs its iterations (the check is not always raising)."""
+    import torch
+
+    from mlpbench.measure.second_order import OpTimeLimit, op_time_limit
+    from mlpbench.optimizers.base import Counters
+    from mlpbench.optimizers.newton import NewtonCG
+
+    model = torch.nn.Linear(3, 1)
+    a = torch.tensor([[2.0, 0.0], [0.0, 3.0]])
+    f = lambda theta: 0.5 * theta @ a @ theta  # noqa: E731 - a quadratic, H = a
+    theta, g = torch.zeros(2), torch.tensor([1.0, 1.0])
+    cg = NewtonCG(model, cg_iters=10**9, damping=0.0, exact_iters=True)
+    with op_time_limit(1e-6), pytest.raises(OpTimeLimit, match="of 1,000,000,000"):
+        cg.solve(f, theta, g, Counters())
+    cg = NewtonCG(model, cg_iters=2, damping=0.0)
+    with op_time_limit(60.0):
+        p = cg.solve(f, theta, g, Counters())
+    assert torch.allclose(p, -torch.linalg.solve(a, g))
+
+
+def test_newton_cost_cg_over_the_limit_is_a_failed_row(tmp_path, capsys):
+    """``--max-op-seconds`` is checked inside CG: an over-limit step is a row with its
+    reason, the command exits 0."""
+    from mlpbench.results import read_table
+
+    out = tmp_path / "n"
+    check(*run_cli(NEWTON + ["--method", "newton_cg", "--cg-iters", "20",
+                             "--max-op-seconds", "1e-9", "--out", out], capsys), 0)
+    rows = read_table(out / "newton_cost.csv").set_index("op")
+    assert rows.loc["newton_cg_step", "status"] == "failed"
+    assert "limit" in rows.loc["newton_cg_step", "reason"]
+
+
+def test_warnings_are_silenced_or_one_line(monkeypatch, capsys):
+    """A RuntimeWarning (overflow in a value) is silenced; any other warning is one line."""
+    import warnings
+
+    from mlpbench import jobs
+
+    real = jobs.params_summary
+
+    def noisy(*a, **k):
+        warnings.warn("overflow encountered\nsecond line", RuntimeWarning, stacklevel=1)
+        warnings.warn("first line\nsecond line", UserWarning, stacklevel=1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(jobs, "params_summary", noisy)
+    code, out, err = run_cli(["params"], capsys)
+    assert code == 0 and "9,111,001" in out
+    assert err.strip() == "mlpbench: warning: UserWarning: first line", err
+
+
+def test_diverged_minima_run_is_a_result(tmp_path, capsys):
+    out = tmp_path / "m"
+    code, stdout, err = run_cli(MINIMA + ["--lrs", "1e300", "--out", out], capsys)
+    assert code == 0 and "Traceback" not in stdout + err, err
+    assert all(line.endswith("new rows") for line in err.strip().splitlines()), err  # progress
+    runs = pd.read_csv(out / "minima_runs.csv")
+    assert "diverged" in set(runs["run_status"]) and set(runs["cls"]) <= {"unresolved",
+                                                                            "diverged"}
+
+
+def test_run_with_a_partial_report_exits_3(tmp_path, monkeypatch, capsys):
+    """``run`` ends with the report: a part that cannot be drawn makes it exit 3 too (the
+    sweep replaced by one stored row; the page is still written)."""
+    from mlpbench import jobs
+    from mlpbench.report import sections
+
+    def one_row(config, out, **kw):
+        _write(Path(out) / "sweep.csv", SWEEP_HEADER + SWEEP_ROW)
+        return "swept"
+
+    monkeypatch.setattr(jobs, "sweep", one_row)
+    monkeypatch.setattr("mlpbench.report.SECTIONS", [*sections.SECTIONS, _failing_section])
+    argv = ["run", "--preset", "quick", "--quiet", "--out", tmp_path / "main", "--report",
+            tmp_path / "r.html"]
+    check(*run_cli(argv, capsys), 3, "could not be drawn")
+    assert (tmp_path / "r.html").exists()
+    check(*run_cli(argv + ["--resume", "--allow-partial"], capsys), 0, "warning")

@@ -4,12 +4,14 @@ SIGTERM 143, each with a message (results already written stay consistent)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 
+from mlpbench import validate
 from mlpbench.cli import basic, distributed, minima, studies
 from mlpbench.cli.common import Parser
 from mlpbench.errors import UsageError
@@ -24,6 +26,31 @@ class Terminated(BaseException):
     """SIGTERM arrived (raised from the signal handler so cleanup code runs). A
     ``BaseException``, like ``KeyboardInterrupt``, so that no ``except Exception`` (a guarded
     measurement) records it as a failed point and carries on."""
+
+
+@contextlib.contextmanager
+def quiet_warnings() -> Iterator[None]:
+    """Warnings a user cannot act on are silenced: numpy's floating-point RuntimeWarnings
+    (an inf or huge value in a table is stored and shown as such; a diverged run is a
+    status), matplotlib's and seaborn's drawing warnings (a degenerate axis range), and
+    torch's UserWarnings about its own internals. Any other warning is one line on stderr."""
+    previous = warnings.showwarning
+
+    def one_line(message, category, filename, lineno, file=None, line=None) -> None:
+        text = (str(message).splitlines() or [""])[0][:300]
+        print(f"mlpbench: warning: {category.__name__}: {text}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for module in ("matplotlib", "seaborn", "torch", "pandas"):
+            warnings.filterwarnings("ignore", module=module)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.showwarning = one_line
+        try:
+            yield
+        finally:
+            warnings.showwarning = previous
 
 
 def _on_sigterm(signum, frame) -> None:
@@ -51,7 +78,7 @@ def _version() -> str:
     return f"mlpbench {__version__}"
 
 
-@contextmanager
+@contextlib.contextmanager
 def _upgrade_allowed(allowed: bool) -> Iterator[None]:
     """``--allow-upgrade`` for the command's duration (read by mlpbench.results.RunFolder)."""
     old = os.environ.get("MLPBENCH_ALLOW_UPGRADE")
@@ -74,8 +101,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the process exit code (2 for bad input)."""
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        if any("\x00" in a for a in argv):  # no shell passes one; open() would raise
+            raise UsageError("an argument contains a NUL byte")
         args = build_parser().parse_args(argv)
-        with _upgrade_allowed(getattr(args, "allow_upgrade", False)):
+        validate.check_environment()
+        with quiet_warnings(), _upgrade_allowed(getattr(args, "allow_upgrade", False)):
             return int(args.func(args) or 0)
     except UsageError as exc:
         print(f"mlpbench: error: {exc}", file=sys.stderr)

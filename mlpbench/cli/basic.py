@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from mlpbench import jobs
 from mlpbench.cli.common import add_retries, add_threads, positive_int, print_json, threads_of
+
+#: exit code of ``report`` and ``run`` when the page was written but a section or figure
+#: could not be drawn (2 is bad input, 1 an internal error)
+EXIT_PARTIAL = 3
 
 
 def register(sub) -> None:
@@ -39,6 +44,9 @@ def register(sub) -> None:
                    help="add the committed reference results (results/ of the source checkout, "
                         "or $MLPBENCH_RESULTS)")
     p.add_argument("--out", "-o", default="report.html")
+    p.add_argument("--allow-partial", action="store_true",
+                   help=f"exit 0 even when a section or figure could not be drawn (default: "
+                        f"exit {EXIT_PARTIAL}; the page is written either way)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("run", help="the main job: a default sweep, then its HTML report")
@@ -51,6 +59,8 @@ def register(sub) -> None:
     add_retries(p)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--allow-partial", action="store_true",
+                   help=f"exit 0 even when the report is partial (default: exit {EXIT_PARTIAL})")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("regress", help="CI regression gate: benchmark two commits, compare")
@@ -98,16 +108,34 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _partial(failures: list[str], allow: bool) -> int:
+    """The exit code of a report: 0, or ``EXIT_PARTIAL`` (one stderr line) when parts of the
+    page could not be drawn and ``--allow-partial`` was not given."""
+    if not failures:
+        return 0
+    line = (f"{len(failures)} part(s) of the report could not be drawn (shown on the page): "
+            + "; ".join(failures))[:1000]
+    if allow:
+        print(f"mlpbench: warning: {line}", file=sys.stderr)
+        return 0
+    print(f"mlpbench: error: {line} (--allow-partial accepts a partial page)", file=sys.stderr)
+    return EXIT_PARTIAL
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    print(jobs.report(args.asv_results, args.runs, args.out, reference=args.reference))
-    return 0
+    failures: list[str] = []
+    print(jobs.report(args.asv_results, args.runs, args.out, reference=args.reference,
+                      failures=failures))
+    return _partial(failures, args.allow_partial)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    failures: list[str] = []
     print(jobs.main_job(args.preset, args.out, args.report, everything=args.all,
                         resume=args.resume, progress=not args.quiet,
-                        n_threads=threads_of(args), retries=args.retries))
-    return 0
+                        n_threads=threads_of(args), failures=failures,
+                        retries=args.retries))
+    return _partial(failures, args.allow_partial)
 
 
 def cmd_regress(args: argparse.Namespace) -> int:

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import argparse
 
-from mlpbench import jobs
+from mlpbench import jobs, validate
+from mlpbench.cli import checks
 from mlpbench.cli.common import (
     add_retries,
     add_threads,
     ints,
+    non_negative_int,
     positive_float,
     positive_int,
     print_json,
+    thread_list,
     threads_of,
     words,
 )
 from mlpbench.errors import UsageError
+
+#: points of a learning-rate grid (each one a full set of runs)
+MAX_LR_POINTS = 1000
 
 
 def register(sub) -> None:
@@ -45,7 +51,8 @@ def register(sub) -> None:
     p.add_argument("--max-seconds", type=positive_float("--max-seconds"), default=30.0)
     p.add_argument("--max-grad-evals", type=positive_float("--max-grad-evals", allow_inf=True),
                    default=float("inf"))
-    p.add_argument("--eval-every", type=positive_int("--eval-every"), default=1)
+    p.add_argument("--eval-every", type=positive_int("--eval-every"), default=1,
+                   help="steps between full-batch loss evaluations (at most --max-steps)")
     p.add_argument("--lr-grid", help="learning-rate sensitivity: LO:HI:N (log-spaced)")
     _out_args(p, "runs/converge")
     p.set_defaults(func=cmd_converge)
@@ -63,7 +70,8 @@ def register(sub) -> None:
     p.add_argument("--width", "-w", type=positive_int("--width"))
     p.add_argument("--depth", "-L", type=positive_int("--depth"))
     p.add_argument("--batch", type=positive_int("--batch"), default=64)
-    p.add_argument("--cg-iters", type=positive_int("--cg-iters"), default=10)
+    p.add_argument("--cg-iters", type=positive_int("--cg-iters"), default=10,
+                   help="CG iterations of a Newton-CG step (at most the largest P)")
     p.add_argument("--max-op-seconds", type=positive_float("--max-op-seconds"), default=60.0)
     p.add_argument("--per-cost", action="store_true",
                    help="also race Newton, Newton-CG and first-order methods to a target")
@@ -86,7 +94,7 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtypes", type=words, help="fp32,bf16,bf16-autocast (tf32: CUDA)")
     p.add_argument("--modes", type=words,
                    help="eager,compile,max-autotune (cudagraphs: CUDA); default eager")
-    p.add_argument("--threads", type=ints,
+    p.add_argument("--threads", type=thread_list,
                    help="torch intra-op thread counts, an axis, e.g. 1,2 "
                         "(default: $MLPBENCH_THREADS, else torch's)")
     p.add_argument("--frameworks", type=words, help="torch,keras")
@@ -96,7 +104,7 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batches", type=ints, help="e.g. 32,1024")
     p.add_argument("--phases", type=words, help="infer,forward,backward,train_sgd,train_adam")
     p.add_argument("--activation")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=non_negative_int("--seed"))
     p.add_argument("--budget", type=positive_float("--budget"),
                    help="seconds of timed samples per phase")
     add_retries(p)
@@ -123,9 +131,9 @@ def cmd_peak(args: argparse.Namespace) -> int:
     from mlpbench.measure.peak import get_peak
 
     _device_ok(args.device)
+    modes = validate.no_repeats("--mode", args.mode or ["fp32"])
     with threads(threads_of(args)):
-        results = [asdict(get_peak(args.device, m, refresh=args.refresh))
-                   for m in args.mode or ["fp32"]]
+        results = [asdict(get_peak(args.device, m, refresh=args.refresh)) for m in modes]
         if args.bandwidth:
             from mlpbench.measure.bandwidth import get_bandwidth
 
@@ -169,14 +177,22 @@ def cmd_converge(args: argparse.Namespace) -> int:
     _device_ok(args.device)
     lrs = ()
     if args.lr_grid:
-        try:
-            lo, hi, num = args.lr_grid.split(":")
-            lrs = lr_grid(float(lo), float(hi), int(num))
-        except ValueError:
-            raise UsageError(f"--lr-grid must be LO:HI:N, got {args.lr_grid!r}") from None
+        parts = args.lr_grid.split(":")
+        if len(parts) != 3:
+            raise UsageError(f"--lr-grid must be LO:HI:N, got {args.lr_grid!r}")
+        lrs = lr_grid(validate.positive_float("--lr-grid LO", parts[0]),
+                      validate.positive_float("--lr-grid HI", parts[1]),
+                      validate.positive_int("--lr-grid N", parts[2], maximum=MAX_LR_POINTS))
+    optimizers = args.optimizer or list(DEFAULT_OPTIMIZERS)
+    for text in optimizers:
+        if not text.isascii():
+            raise UsageError(f"optimizer {text!r}: only ASCII names and numbers")
+    checks.converge(args.workload or ["teacher"], optimizers, device=args.device,
+                    max_steps=args.max_steps, every=args.eval_every, seeds=args.seeds,
+                    lr_points=len(lrs))
     print(jobs.converge(
         args.out, workloads=args.workload or ["teacher"],
-        optimizers=args.optimizer or list(DEFAULT_OPTIMIZERS), seeds=list(range(args.seeds)),
+        optimizers=optimizers, seeds=list(range(args.seeds)),
         device=args.device, budget=Budget(args.max_steps, args.max_seconds,
                                           args.max_grad_evals),
         settings=RunSettings(eval_every=args.eval_every), lr_values=lrs,
@@ -200,6 +216,11 @@ def cmd_newton_cost(args: argparse.Namespace) -> int:
         if any(v is None for v in one):
             raise UsageError("give all of --input-dim, --width and --depth for one network")
         networks = (MLPSpec(*one),)
+    specs = networks or CostConfig(widths=args.widths or DEFAULT_WIDTHS,
+                                   include_target=not args.no_target).specs()
+    if args.method in ("all", "newton_cg"):
+        checks.cg_iters(args.cg_iters, specs)
+    checks.data_batch(args.batch, specs)
     cfg = CostConfig(widths=args.widths or DEFAULT_WIDTHS, include_target=not args.no_target,
                      batch=args.batch, cg_iters=args.cg_iters, device=args.device,
                      threads=threads_of(args), max_op_seconds=args.max_op_seconds,

@@ -59,9 +59,12 @@ class PeakResult:
 
 def cache_root() -> Path:
     """mlpbench's cache folder: ``$MLPBENCH_CACHE``, else ``$XDG_CACHE_HOME/mlpbench``."""
-    root = os.environ.get("MLPBENCH_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "mlpbench")
-    return Path(root)
+    root = Path(os.environ.get("MLPBENCH_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "mlpbench"))
+    if root.exists() and not root.is_dir():
+        name = "MLPBENCH_CACHE" if os.environ.get("MLPBENCH_CACHE") else "the cache folder"
+        raise UsageError(f"{name} {str(root)!r} is not a folder; point it at a folder")
+    return root
 
 
 def cache_path() -> Path:

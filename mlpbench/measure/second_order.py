@@ -10,11 +10,17 @@ The loss is viewed as f(θ) for the flat vector θ of all P parameters, through
   the identity's columns (chunked to bound memory);
 * :func:`hessian_loop` — the same with a Python loop of P HVPs (the baseline vmap beats);
 * :func:`gnvp` — the Gauss–Newton-vector product Jᵀ H_ℓ J v for MSE losses.
+
+Iterative solvers (Newton-CG) run under :func:`op_time_limit`: a limit on the seconds one
+operation may take, checked inside their loops (:func:`check_time`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import contextvars
+import time
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -26,6 +32,35 @@ from torch.func import functional_call, grad, jvp, vjp, vmap
 DUAL_FACTOR = 8
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+#: seconds one iterative operation may take (``None``: no limit), and what sets it
+_TIME_LIMIT: contextvars.ContextVar[tuple[float, str] | None] = contextvars.ContextVar(
+    "mlpbench_op_time_limit", default=None)
+
+
+class OpTimeLimit(RuntimeError):
+    """An iterative operation ran past its :func:`op_time_limit` (a ``failed`` result)."""
+
+
+@contextlib.contextmanager
+def op_time_limit(seconds: float | None, what: str = "--max-op-seconds") -> Iterator[None]:
+    """Within this block, iterative operations stop (raise :class:`OpTimeLimit`) once one
+    call has run ``seconds``; ``what`` names the setting in the message."""
+    token = _TIME_LIMIT.set(None if seconds is None else (float(seconds), what))
+    try:
+        yield
+    finally:
+        _TIME_LIMIT.reset(token)
+
+
+def check_time(started: float, done: int, total: int, name: str) -> None:
+    """Raise :class:`OpTimeLimit` when the operation begun at ``started``
+    (``time.perf_counter``) has used up the current limit after ``done`` of ``total``
+    iterations."""
+    limit = _TIME_LIMIT.get()
+    if limit is not None and time.perf_counter() - started > limit[0]:
+        raise OpTimeLimit(f"{name} stopped after {done:,} of {total:,} iterations: over the "
+                          f"{limit[0]:g} s limit ({limit[1]})")
 
 
 def flat_params(model: nn.Module) -> torch.Tensor:

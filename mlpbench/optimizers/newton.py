@@ -4,12 +4,16 @@
   (H + λI)p = -g. When the factorization fails (H not positive definite) λ grows tenfold
   until it succeeds (Levenberg–Marquardt); an Armijo backtracking line search picks the step.
 * :class:`NewtonCG` — Hessian-free: conjugate gradient on (H + λI)p = -g with HVPs only,
-  truncated after ``cg_iters`` iterations, at tolerance, or on negative curvature.
+  truncated after ``cg_iters`` iterations, at tolerance, or on negative curvature; under
+  :func:`~mlpbench.measure.second_order.op_time_limit` it stops with
+  :class:`~mlpbench.measure.second_order.OpTimeLimit` once a solve runs past the limit.
 
 Both refuse up front a model whose dense Hessian (Newton) would not fit in memory.
 """
 
 from __future__ import annotations
+
+import time
 
 import torch
 from torch import nn
@@ -17,6 +21,7 @@ from torch import nn
 from mlpbench.devices import available_memory_bytes
 from mlpbench.errors import UsageError
 from mlpbench.measure.second_order import (
+    check_time,
     gradient,
     hessian_chunk,
     hessian_vmap,
@@ -231,7 +236,9 @@ class NewtonCG:
         d = r.clone()
         rr = torch.dot(r, r)
         stop = -1.0 if self.exact_iters else self.cg_tol**2 * rr
+        started = time.perf_counter()
         for k in range(self.cg_iters):
+            check_time(started, k, self.cg_iters, "Newton-CG")
             hd = self.hvp(f, theta, d) + self.damping * d
             counters.hvps += 1
             curv = torch.dot(d, hd)

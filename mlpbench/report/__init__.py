@@ -10,7 +10,6 @@ needs no network. A section without data says so and names the command that prod
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,16 +30,18 @@ def _make(make, data: ReportData) -> Section:
         return make(data)
     except Exception as exc:  # noqa: BLE001 - the page must render for any input
         name = make.__name__.removesuffix("_section")
-        print(f"mlpbench report: section {name!r} failed: {type(exc).__name__}: {exc}",
-              file=sys.stderr)
-        return Section(name, name.replace("_", " ").title(), empty=(
-            f"This section could not be drawn from these inputs ({type(exc).__name__}: "
-            f"{exc}). Please report it."))
+        why = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+        section = Section(name, name.replace("_", " ").title(), empty=(
+            f"This section could not be drawn from these inputs ({why}). Please report it."))
+        section.failures.append(f"section {name!r} ({why})")
+        return section
 
 
 def build_report(asv_results: str | os.PathLike | None, run_dirs: Sequence[str],
-                 out: str | os.PathLike = "report.html", *, title: str = "mlpbench report") -> Path:
-    """Write the report page; return its path."""
+                 out: str | os.PathLike = "report.html", *, title: str = "mlpbench report",
+                 failures: list[str] | None = None) -> Path:
+    """Write the report page; return its path. What could not be drawn (a section, a
+    figure) is shown on the page and, when ``failures`` is given, appended to it."""
     started = time.perf_counter()
     data = load_data(asv_results, run_dirs)
     ids = {str(m) for f in data.runs.values() if "machine_id" in f
@@ -60,6 +61,8 @@ def build_report(asv_results: str | os.PathLike | None, run_dirs: Sequence[str],
     except OSError as exc:
         raise UsageError(f"cannot write report {str(path)!r}: {exc.strerror or exc}") from None
     atomic_write(path, html)
+    if failures is not None:
+        failures.extend(f for section in sections for f in section.failures)
     return path
 
 

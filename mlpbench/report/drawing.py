@@ -4,14 +4,13 @@ Sections register each figure as a ``draw`` callable (:meth:`Section.figure`); d
 PNG encoding are most of a report's build time, so :func:`render_pending` runs them in forked
 worker processes (one per core, at most ``$MLPBENCH_REPORT_WORKERS``) that inherit the
 callables and return only the encoded image. A figure that fails becomes a note in its
-section (and a warning on stderr); the rest of the page renders.
+section (and in its ``failures``); the rest of the page renders.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -56,7 +55,7 @@ def render_pending(sections: Sequence[Section]) -> None:
         if isinstance(result, Rendered):
             section.figures.append((caption, result))
         else:
-            print(f"mlpbench report: figure {caption[:60]!r} failed: {result}", file=sys.stderr)
+            section.failures.append(f"figure {caption[:60]!r} ({result[:200]})")
             section.notes.append(f"A figure could not be drawn from these inputs ({caption}: "
                                  f"{result}). Please report it.")
     for section in sections:

@@ -62,6 +62,8 @@ class Section:
     html: str = ""  # free HTML placed first (the summary card)
     #: figures to draw, in order: (caption, draw) until :func:`render_pending` draws them
     pending: list[tuple[str, Callable[[], Any]]] = field(default_factory=list, repr=False)
+    #: what could not be drawn in it (the section itself, a figure), one line each
+    failures: list[str] = field(default_factory=list)
 
     #: machine id -> the name it is shown by in tables (set per build by ``build_report``)
     machine_names: ClassVar[dict[str, str]] = {}

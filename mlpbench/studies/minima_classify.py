@@ -240,7 +240,11 @@ def _describe_many(th, th0, f, x, y, shapes, its: int) -> list[Polished]:
         return mse_each(t, x, y, shapes)
 
     g, h = vmap(grad(single))(th), vmap(hessian(single))(th)
-    ev = torch.linalg.eigvalsh(0.5 * (h + h.transpose(1, 2)))
+    sym = 0.5 * (h + h.transpose(1, 2))
+    ok = torch.isfinite(sym).all(dim=(1, 2))  # a diverged run's Hessian is not finite
+    ev = torch.full(sym.shape[:2], float("nan"), dtype=sym.dtype)
+    if ok.any():
+        ev[ok] = torch.linalg.eigvalsh(sym[ok])
     disp = (th - th0).norm(dim=1) / th0.norm(dim=1).clamp(min=1.0)
     dead, kink = _dead_many(th, x, shapes)
     return [Polished(theta=th[i].numpy().copy(), loss=float(f[i]),
