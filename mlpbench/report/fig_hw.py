@@ -34,6 +34,17 @@ def _spread(g: pd.DataFrame, y: str) -> tuple[np.ndarray, np.ndarray]:
     return v - lo, hi - v
 
 
+def _reasons(g: pd.DataFrame) -> list[str]:
+    if "contention" not in g:
+        return [""] * len(g)
+    return [str(c) if isinstance(c, str) else "" for c in g["contention"]]
+
+
+def _flags(g: pd.DataFrame) -> pd.Series:
+    """Which rows were measured only on a busy machine (a non-empty ``contention``)."""
+    return pd.Series([bool(c.strip()) for c in _reasons(g)], index=g.index)
+
+
 def throughput_panels(data: pd.DataFrame, *, y: str = "gflops", series: str = "series",
                       peak: float | None = None):
     """One panel per phase: ``y`` against P, one line per ``series`` value (a depth and batch:
@@ -42,6 +53,7 @@ def throughput_panels(data: pd.DataFrame, *, y: str = "gflops", series: str = "s
     phases = list(dict.fromkeys(data["phase"]))
     axes, ncols = panel_grid(len(phases))
     names = list(dict.fromkeys(data.sort_values(["depth", "batch"])[series]))[:MAX_SERIES]
+    flagged_label = False
     for j, (ax, phase) in enumerate(zip(axes, phases, strict=False)):
         p = data[data["phase"] == phase]
         for i, name in enumerate(names):
@@ -51,10 +63,16 @@ def throughput_panels(data: pd.DataFrame, *, y: str = "gflops", series: str = "s
             st = series_style(i)
             ax.errorbar(g["params"], g[y], yerr=_spread(g, y), label=name, capsize=2,
                         ms=5, lw=1.4, **st)
+            busy = _flags(g)
+            if busy.any():  # measured only on a busy machine: hollow, the reason on hover
+                ax.plot(g["params"][busy], g[y][busy], ls="none", marker=st.get("marker", "o"),
+                        ms=7, mfc="white", mec=st.get("color"), mew=1.6, zorder=5)
+                flagged_label = True
             hover(ax, g["params"], g[y], [
                 f"{phase} d={r.input_dim} w={r.width} L={r.depth} B={r.batch} P={r.params:,}: "
                 f"{getattr(r, y):,.3g} {Y_LABELS[y]}; median {r.median_s:.3g} s, IQR "
-                f"{r.iqr_s:.2g} s" for r in g.itertuples()])
+                f"{r.iqr_s:.2g} s" + (f" — BUSY MACHINE: {c}" if c else "")
+                for r, c in zip(g.itertuples(), _reasons(g), strict=True)])
         ax.set_title(phase, fontsize=10)
         ax.set(xscale="log", yscale="log" if y != "peak_fraction" else "linear")
         if y == "peak_fraction":
@@ -70,6 +88,9 @@ def throughput_panels(data: pd.DataFrame, *, y: str = "gflops", series: str = "s
     for ax in axes[::ncols]:
         ax.set_ylabel(Y_LABELS[y])
     label_bottoms(axes, len(phases), ncols, "parameters P")
+    if flagged_label:  # a legend entry for the hollow markers
+        axes[min(ncols, len(phases)) - 1].plot([], [], ls="none", marker="o", mfc="white",
+                                                mec="0.3", label="hollow: busy machine")
     legend_outside(axes[min(ncols, len(phases)) - 1], "depth, batch",
                    x=1.32 if peak and y == "gflops" else 1.01)
     return axes

@@ -54,13 +54,22 @@ def _series(g: pd.DataFrame) -> pd.Series:
 
 def _medians(ok: pd.DataFrame) -> pd.DataFrame:
     """One row per machine and point: repeated points (two runs of one machine, resumed or
-    merged runs) collapse to their median."""
+    merged runs) collapse to their median — over their clean rows when they have any; a point
+    measured only on a busy machine keeps its ``contention`` reasons (drawn hollow)."""
     keys = ["machine_id", *CHECKED_METADATA, *POINT_KEYS, "phase", "params"]
     ok = with_defaults(ok)
     keys = [k for k in keys if k in ok]
     num = [c for c in ("median_s", "iqr_s", "gflops", "samples_per_s", "peak_fraction",
-                       "peak_gflops") if c in ok]
-    return ok.groupby(keys, as_index=False, dropna=False)[num].median()
+                       "peak_fraction_lo", "peak_fraction_hi", "peak_gflops") if c in ok]
+    flag = (ok["contention"].fillna("").astype(str).str.strip() if "contention" in ok
+            else pd.Series("", index=ok.index))
+    ok = ok.assign(contention=flag, _clean=flag == "")
+    any_clean = ok.groupby(keys, dropna=False)["_clean"].transform("max")
+    ok = ok[ok["_clean"] | ~any_clean]
+    med = ok.groupby(keys, as_index=False, dropna=False)[num].median()
+    why = ok.groupby(keys, dropna=False)["contention"].agg(
+        lambda v: "; ".join(dict.fromkeys(x for x in v if x))).reset_index(drop=True)
+    return med.assign(contention=why.to_numpy())
 
 
 def throughput_section(d: ReportData) -> Section:
@@ -88,14 +97,22 @@ def throughput_section(d: ReportData) -> Section:
         what = f"{fw} on {dev}, {dt}, {d.machine_name(mid)}" + (f", {int(n)} threads" if many else "")
         peak = g["peak_gflops"].dropna()
         peak = float(peak.median()) if len(peak) else None
+        yard = ("the median matmul yardstick timed beside the points" if "peak_fraction_lo" in g
+                and g["peak_fraction_lo"].notna().any() else "the measured matmul peak")
         s.figure(f"Achieved GFLOP/s against P per phase — {what}"
-                 + (f"; right axis: fraction of the measured matmul peak ({peak:,.0f} GFLOP/s)"
-                    if peak else ""),
+                 + (f"; right axis: fraction of {yard} ({peak:,.0f} GFLOP/s)" if peak else ""),
                  lambda g=g, peak=peak: fig_hw.throughput_panels(g, y="gflops", peak=peak))
-    best = (med.sort_values("peak_fraction", ascending=False)
+    flagged = int((med["contention"] != "").sum())
+    if flagged:
+        s.notes.append(f"{flagged} of {len(med)} points were measured only on a busy machine "
+                       "(contention evidence: load, CPU share, context switches, steal, the "
+                       "yardstick's spread): drawn hollow, the reason on hover, and left out of "
+                       "the best-point table.")
+    best = (med[med["contention"] == ""].sort_values("peak_fraction", ascending=False)
             .groupby(["machine_id", "device", "framework", "phase"]).head(1))
-    s.table("Best point per machine, device, framework and phase", best.sort_values(
-        ["machine_id", "device", "framework", "phase"]), name="best-points")
+    s.table("Best point per machine, device, framework and phase (clean points only)",
+            best.sort_values(["machine_id", "device", "framework", "phase"]),
+            name="best-points")
     fw_cmp = keras_overhead(eager)
     if len(fw_cmp):
         s.table("Keras (torch backend) over plain PyTorch: time ratio of the same network",

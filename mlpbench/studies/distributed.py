@@ -94,12 +94,7 @@ def validate(c: DistConfig) -> None:
     """Raise :class:`UsageError` for a configuration that cannot run on this machine."""
     if c.backend not in BACKENDS:
         raise UsageError(f"unknown backend {c.backend!r}; choose from {', '.join(BACKENDS)}")
-    for name in ("world_sizes", "input_dims", "widths", "depths", "batches", "bucket_caps_mb",
-                 "scalings"):
-        if name == "scalings":
-            if len(set(c.scalings)) != len(c.scalings):
-                raise UsageError(f"scalings: {', '.join(c.scalings)} repeats a value")
-            continue
+    for name in ("world_sizes", "input_dims", "widths", "depths", "batches", "bucket_caps_mb"):
         _positive(name.replace("_", "-"), getattr(c, name))
     for name in ("world_sizes", "input_dims", "widths", "depths", "batches"):
         if any(not isinstance(v, int) for v in getattr(c, name)):
@@ -110,8 +105,9 @@ def validate(c: DistConfig) -> None:
         raise UsageError(f"need warmup >= 0 and 0 <= node-rank < nnodes, got {c.warmup}, "
                          f"{c.node_rank}, {c.nnodes}")
     bad = set(c.scalings) - set(SCALINGS)
-    if bad or not c.scalings:
-        raise UsageError(f"unknown scaling {sorted(bad)}; choose from {', '.join(SCALINGS)}")
+    if bad or not c.scalings or len(set(c.scalings)) != len(c.scalings):
+        raise UsageError(f"unknown scaling or repeat in {list(c.scalings)}; choose each once "
+                         f"from {', '.join(SCALINGS)}")
     if c.fault not in (None, "crash", "hang"):
         raise UsageError(f"unknown fault {c.fault!r}")
     if c.nnodes > 1 and c.master_port is None:
