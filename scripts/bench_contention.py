@@ -1,0 +1,128 @@
+"""Does the contention evidence tell a busy machine from a quiet one? A benchmark, not a test.
+
+Runs ``mlpbench sweep --preset quick`` (CPU) under three conditions — quiet, beside one
+busy-loop process, beside two — interleaved (the order rotates every repeat), ``--repeats``
+times each, with ``--retries 0`` so that every flag is seen as measured. Then, per condition:
+
+* the share of rows flagged (``contention`` not empty);
+* for rows **not** flagged: the median and worst |peak_fraction − quiet median| relative to
+  the quiet median of the same (point, phase), and how many claim peak_fraction > 1;
+* among rows whose median time is inflated by more than 20% over the quiet median: the share
+  flagged.
+
+With ``--overhead`` it also times the default preset with and without the interleaved
+yardstick (``--no-yardstick``), alternating, to state what pairing costs.
+
+Writes ``<out>/runs/<condition>/rep<k>/`` (the sweeps), ``contention_rows.csv``,
+``contention_summary.csv``, ``overhead.csv`` and ``contention.json`` (machine, loads, times).
+
+    python scripts/bench_contention.py --out results/runs/amd-epyc-2c/contention --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+CONDITIONS = {"quiet": 0, "hog1": 1, "hog2": 2}
+KEYS = ["input_dim", "width", "depth", "batch", "phase", "threads"]
+HOG = "while True: pass"
+
+
+def _load() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def sweep(out: Path, hogs: int, extra: list[str], preset: str = "quick") -> dict:
+    """One sweep beside ``hogs`` busy loops; returns its wall time and loads."""
+    procs = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(hogs)]
+    try:
+        time.sleep(3 if hogs else 0)  # let the busy loops take their cores
+        before, start = _load(), time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "mlpbench.cli", "sweep", "--preset", preset,
+                               "--devices", "cpu", "--retries", "0", "--quiet", "--out",
+                               str(out), *extra], cwd=ROOT, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    if proc.returncode != 0:
+        raise SystemExit(f"sweep failed ({proc.returncode}): {proc.stderr[-500:]}")
+    return {"out": str(out), "hogs": hogs, "wall_s": round(wall, 1), "load_before": before,
+            "load_after": _load()}
+
+
+def summarise(rows: pd.DataFrame) -> pd.DataFrame:
+    ok = rows[rows["status"] == "ok"].copy()
+    ok["flagged"] = ok["contention"].fillna("").astype(str).str.strip() != ""
+    quiet = ok[ok["condition"] == "quiet"].groupby(KEYS)[["median_s", "peak_fraction"]].median()
+    ok = ok.join(quiet.add_suffix("_quiet"), on=KEYS)
+    ok["inflation"] = ok["median_s"] / ok["median_s_quiet"]
+    ok["pf_dev"] = (ok["peak_fraction"] - ok["peak_fraction_quiet"]).abs() \
+        / ok["peak_fraction_quiet"]
+    out = []
+    for cond, g in ok.groupby("condition", sort=False):
+        clean, inflated = g[~g["flagged"]], g[g["inflation"] > 1.2]
+        out.append({
+            "condition": cond, "rows": len(g), "flagged": int(g["flagged"].sum()),
+            "flagged_share": g["flagged"].mean(),
+            "unflagged_pf_dev_median": clean["pf_dev"].median(),
+            "unflagged_pf_dev_worst": clean["pf_dev"].max(),
+            "unflagged_pf_over_1": int((clean["peak_fraction"] > 1).sum()),
+            "inflated_rows": len(inflated),
+            "inflated_flagged_share": inflated["flagged"].mean() if len(inflated) else None,
+            "time_inflation_median": g["inflation"].median(),
+            "time_inflation_worst": g["inflation"].max()})
+    return pd.DataFrame(out), ok
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--overhead", action="store_true",
+                    help="also time the default preset with and without the yardstick")
+    args = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from mlpbench.devices import describe_hardware
+    from mlpbench.results import read_table
+
+    runs, names = [], list(CONDITIONS)
+    for rep in range(args.repeats):
+        order = names[rep % 3:] + names[:rep % 3]  # interleaved: the order rotates
+        for cond in order:
+            out = args.out / "runs" / cond / f"rep{rep}"
+            info = sweep(out, CONDITIONS[cond], [])
+            runs.append({"condition": cond, "rep": rep, **info})
+            print(json.dumps(runs[-1]), flush=True)
+    rows = pd.concat([read_table(Path(r["out"]) / "sweep.csv").assign(
+        condition=r["condition"], rep=r["rep"]) for r in runs], ignore_index=True)
+    summary, detail = summarise(rows)
+    detail.to_csv(args.out / "contention_rows.csv", index=False)
+    summary.to_csv(args.out / "contention_summary.csv", index=False)
+    overhead = []
+    if args.overhead:
+        for rep in range(2):
+            for mode, extra in (("paired", []), ("unpaired", ["--no-yardstick"])):
+                out = args.out / "overhead" / f"{mode}{rep}"
+                info = sweep(out, 0, extra, preset="default")
+                overhead.append({"mode": mode, "rep": rep, **info})
+                print(json.dumps(overhead[-1]), flush=True)
+        pd.DataFrame(overhead).to_csv(args.out / "overhead.csv", index=False)
+    (args.out / "contention.json").write_text(json.dumps(
+        {"hardware": describe_hardware(), "runs": runs, "overhead": overhead}, indent=2))
+    print(summary.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
