@@ -9,6 +9,10 @@ Three tiers, each with its own rule:
 ``insn``   callgrind instruction counts (deterministic): regressed above a small factor.
 ``exact``  seeded CPU convergence (steps, gradient evaluations to target): any change is
            reported; more is a regression, missing the target where base reached it too.
+
+A benchmark that BASE runs and HEAD fails, lacks or skips is ``broken`` / ``missing`` (exit 3)
+unless HEAD declares it in ``benchmarks/RETIRED`` (then ``retired``): deleting or skipping a
+benchmark never turns the gate green on its own.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ class Verdict:
 
     tier: str
     bench: str
-    verdict: str  # regressed | improved | unchanged | broken | not compared
+    verdict: str  # regressed | improved | unchanged | broken | missing | retired | not compared
     base: float | None = None
     head: float | None = None
     ratio: float | None = None
@@ -44,12 +48,28 @@ class Verdict:
                 for k, v in asdict(self).items()}
 
 
-def side_problem(tier: str, bench: str, base_status: dict, head_status: dict) -> Verdict | None:
-    """The verdict when a side did not produce a value (None when both did)."""
+#: verdicts that fail the gate with exit 3: BASE ran the benchmark, HEAD did not
+BROKEN = ("broken", "missing")
+
+
+def side_problem(tier: str, bench: str, base_status: dict, head_status: dict,
+                 retired: str | None = None) -> Verdict | None:
+    """The verdict when a side did not produce a value (None when both did).
+
+    ``retired`` is HEAD's declaration that the benchmark was retired on purpose (where it
+    was declared), or None.
+    """
     b, h = base_status.get("status"), head_status.get("status")
     if b == "ok" and h == "ok":
         return None
-    if b == "ok" and h == "failed":
+    if b == "ok" and h in ("absent", "skipped", None):
+        what = "skipped" if h == "skipped" else "absent"
+        reason = f"{what} on HEAD {head_status.get('reason', '')}".strip()
+        if retired:
+            return Verdict(tier, bench, "retired", note=f"{reason}; declared in {retired}"[:300])
+        return Verdict(tier, bench, "missing", note=f"{reason}; not declared in "
+                       "benchmarks/RETIRED"[:300])
+    if b == "ok":
         return Verdict(tier, bench, "broken", note=f"HEAD: {head_status.get('error', '')}"[:300])
     why = {"skipped": "skipped", "failed": "fails", None: "absent", "ok": "ok"}
     note = f"base {why.get(b, b)}, head {why.get(h, h)}"
@@ -105,9 +125,10 @@ def exact_verdict(bench: str, base: float | None, head: float | None) -> Verdict
 
 
 def exit_code(verdicts: Sequence[Verdict]) -> int:
-    """3 broken on HEAD, else 1 regressed, else 0 -- or 4 when nothing was compared."""
+    """3 broken or missing on HEAD, else 1 regressed, else 0 -- or 4 when nothing was
+    compared."""
     kinds = {v.verdict for v in verdicts}
-    if "broken" in kinds:
+    if kinds & set(BROKEN):
         return EXIT_BROKEN
     if not kinds & set(COMPARED):
         return EXIT_CANNOT_RUN
@@ -122,17 +143,23 @@ def _fmt(v: float | None, tier: str) -> str:
     return f"{v:,.0f}"
 
 
-def markdown(verdicts: Sequence[Verdict], title: str) -> str:
-    """The verdict table as GitHub-flavoured Markdown (step summary / PR comment)."""
-    lines = [f"### {title}", "",
-             "| tier | benchmark | base | head | head/base (95% CI) | verdict |",
-             "|---|---|---:|---:|---:|---|"]
+def markdown(verdicts: Sequence[Verdict], title: str, rules: Sequence[str] = (),
+             notes: Sequence[str] = ()) -> str:
+    """The verdict table as GitHub-flavoured Markdown (step summary / PR comment).
+
+    The paired ratio head/base and its interval lead (it is what decides); the per-side
+    medians follow as context (they need not divide to the paired ratio). ``rules`` are
+    the thresholds in force, ``notes`` further lines (e.g. what declared a retirement).
+    """
+    lines = [f"### {title}", "", *[f"- {r}" for r in rules], *[f"- {n}" for n in notes]]
+    lines += ["", "| tier | benchmark | verdict | head/base (95% CI) | base | head |",
+              "|---|---|---|---:|---:|---:|"]
     for v in verdicts:
-        ratio = "—" if v.ratio is None else f"{v.ratio:.3f}"
+        ratio = "—" if v.ratio is None else f"**{v.ratio:.3f}**"
         if v.low is not None and v.high is not None:
             ratio += f" ({v.low:.3f}–{v.high:.3f})"
-        verdict = f"**{v.verdict}**" if v.verdict in ("regressed", "broken") else v.verdict
+        verdict = f"**{v.verdict}**" if v.verdict in ("regressed", *BROKEN) else v.verdict
         note = f" {v.note}" if v.note else ""
-        lines.append(f"| {v.tier} | `{v.bench}` | {_fmt(v.base, v.tier)} | "
-                     f"{_fmt(v.head, v.tier)} | {ratio} | {verdict}{note} |")
+        lines.append(f"| {v.tier} | `{v.bench}` | {verdict}{note} | {ratio} | "
+                     f"{_fmt(v.base, v.tier)} | {_fmt(v.head, v.tier)} |")
     return "\n".join(lines) + "\n"
