@@ -38,9 +38,15 @@ import pandas as pd
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from mlpbench.regress import GateConfig, Side, export_commit, regress  # noqa: E402
-from mlpbench.regress import run_wall as gate_run_wall  # noqa: E402
-from mlpbench.regress_stats import count_verdict, exit_code  # noqa: E402
+from mlpbench.gate import select  # noqa: E402
+from mlpbench.gate.config import GateConfig  # noqa: E402
+from mlpbench.gate.core import regress  # noqa: E402
+from mlpbench.gate.git import export_commit  # noqa: E402
+from mlpbench.gate.side import Side  # noqa: E402
+from mlpbench.gate.stats import count_verdict, exit_code  # noqa: E402
+from mlpbench.gate.tiers import Pair  # noqa: E402
+from mlpbench.gate.tiers import run_wall as gate_run_wall  # noqa: E402
+from mlpbench.measure.asv_suite import enumerate_ids  # noqa: E402
 
 OUT = os.environ.get("MLPBENCH_SELFTEST_OUT", os.path.join(ROOT, "results", "regress"))
 INJECT = '''    calls = [0]
@@ -106,6 +112,13 @@ def load_rows(name: str) -> list[dict]:
     return pd.read_csv(path).to_dict("records") if os.path.exists(path) else []
 
 
+def train_step_ids() -> list[str]:
+    """The gate's wall-tier points of the SGD training step, from this tree's suite."""
+    rows, _ = enumerate_ids()
+    found = select.points(rows, select.WALL_BENCH, **select.WALL_AT)
+    return [r["id"] for r in found[:select.WALL_POINTS]]
+
+
 def hog() -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
@@ -116,30 +129,26 @@ def run_wall(clone: str, base: str, tmp: str, trials: int, rounds: int) -> None:
     current trial runs."""
     rows = load_rows("selftest-wall.csv")
     done = {int(r["trial"]) for r in rows}
-    cfg = GateConfig(tiers=("wall",), rounds=rounds)
+    cfg = GateConfig(tiers=("wall",), rounds=rounds, wall=tuple(train_step_ids()))
     todo = [t for t in range(trials) if t not in done]
     kinds = {t: (("aa", "x2")[t % 2], (t // 2) % 2 == 1) for t in todo}
 
     def head_side(t: int) -> Side:
         sha = scratch_commit(clone, base, kinds[t][0], t)
         side = Side("head", export_commit(clone, sha, os.path.join(tmp, f"head{t}")), 1, "cpu")
-        side.start()
+        side.start(cfg.base_limit)
         return side
 
     base_side = Side("base", export_commit(clone, base, os.path.join(tmp, "base")), 1, "cpu")
-    base_side.start()
-    base_side.ready()
-    nxt = head_side(todo[0]) if todo else None
-    for i, t in enumerate(todo):
+    base_side.start(cfg.base_limit)
+    for t in todo:
         kind, hogged = kinds[t]
-        head, nxt = nxt, None
-        head.ready()
-        if i + 1 < len(todo):
-            nxt = head_side(todo[i + 1])
+        head = head_side(t)
         h = hog() if hogged else None
         t0 = time.time()
         try:
-            verdicts = gate_run_wall([base_side, head], cfg.wall, cfg, lambda s: None)
+            verdicts = gate_run_wall(Pair([base_side, head], cfg, {}), cfg.wall, cfg,
+                                     lambda s: None)
         finally:
             if h:
                 h.kill()
@@ -172,6 +181,11 @@ def summarize_wall(df: pd.DataFrame, cfg: GateConfig) -> None:
                                                             "exit_1": flagged}
         sel = per[per.kind == kind]
         out[f"{kind}_rate_exit_1"] = float((sel.exit_code == 1).mean()) if len(sel) else None
+    aa = df[df.kind == "aa"].dropna(subset=["low", "high"])
+    covers = (aa.low <= 1) & (aa.high >= 1)
+    # per benchmark: how often an A/A interval holds 1 (the interval's real coverage)
+    out["aa_interval_covers_1"] = {b: {"trials": int(len(g)), "covered": int(covers[g.index].sum())}
+                                   for b, g in aa.groupby("bench")}
     save_json(out, "selftest-wall.json")
     print(json.dumps(out, indent=1))
 
@@ -179,7 +193,7 @@ def summarize_wall(df: pd.DataFrame, cfg: GateConfig) -> None:
 def run_insn(clone: str, base: str, tmp: str, trials: int, per_process: int) -> None:
     from mlpbench.measure.callgrind import count_instructions
 
-    bench = GateConfig().insn[0]
+    bench = train_step_ids()[0]
     number = GateConfig().insn_number
     rows = load_rows("selftest-insn.csv")
     base_root = export_commit(clone, base, os.path.join(tmp, "base"))

@@ -27,8 +27,9 @@ PHASE_BENCHES = {"infer": "ForwardBackward.time_infer", "forward": "ForwardBackw
 #: benchmarks of one optimizer step, in order of preference: (method, parameter, value form)
 OPTIMIZER_BENCHES = (("NewtonCost.time_op", "op", "{}_step"),
                      ("OptimizerStep.time_step", "optimizer", "{}"))
-#: the wall tier's own points: the SGD training step at its two smallest widths
-WALL_BENCH, WALL_POINTS = "TrainStep.time_step", 2
+#: the wall tier's own points: the SGD training step at its two smallest widths (L=2, B=32:
+#: the 64-wide point is overhead-bound, the next width compute-bound)
+WALL_BENCH, WALL_POINTS, WALL_AT = "TrainStep.time_step", 2, {"depth": 2, "batch": 32}
 #: the exact tier: seeded convergence counters on this workload
 EXACT_BENCHES = ("Convergence.track_steps_to_target", "Convergence.track_grad_evals_to_target")
 EXACT_WORKLOAD = "teacher"
@@ -87,7 +88,7 @@ def plan(rows: Sequence[dict], call_seconds: dict[str, float | None],
     not run it; it then stays in the insn tier, where it is reported)."""
     covers, uncovered = candidates(rows)
     slow = {b for b, s in call_seconds.items() if s is not None and s > insn_max_call_s}
-    wall = [r["id"] for r in points(rows, WALL_BENCH)[:WALL_POINTS]]
+    wall = [r["id"] for r in points(rows, WALL_BENCH, **WALL_AT)[:WALL_POINTS]]
     wall += [b for b in covers if b in slow and b not in wall]
     insn = [b for b in covers if b not in slow]
     return Plan(tuple(insn), tuple(wall), exact_ids(rows), covers, uncovered)
