@@ -40,7 +40,8 @@ command -v "$python" >/dev/null || { echo "ci_regress: $python not found" >&2; e
 out=${MLPBENCH_REGRESS_OUT:-.mlpbench-regress}
 args=(regress "$base_ref" "$head_ref" --factor "$factor" --out "$out" --repo "$repo")
 [ -n "${GITHUB_STEP_SUMMARY:-}" ] && args+=(--summary "$GITHUB_STEP_SUMMARY")
-PYTHONPATH="$gate_root" "$python" -m mlpbench.cli "${args[@]}" "$@"
+# -P: the current folder (the checkout under test) is never put on sys.path
+PYTHONPATH="$gate_root" "$python" -P -m mlpbench.cli "${args[@]}" "$@"
 code=$?
 case $code in
   0|2|3|4) ;;

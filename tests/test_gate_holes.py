@@ -128,3 +128,27 @@ def test_retired_entries_match_id_method_or_class(tmp_path):
     assert retired_by("B.track_y", retired) == "benchmarks/RETIRED line 3"
     assert retired_by("A.time_xy", retired) is None and retired_by("Bee.t", retired) is None
     assert read_retired(str(tmp_path / "nowhere")) == {}
+
+
+def test_the_gate_judges_from_its_own_tree_not_from_head(repo, tmp_path):  # noqa: F811
+    """A HEAD that rewrites the gate to always pass, and deletes a benchmark, is still judged
+    by the gate of the tree the script runs from (the merge-base's export in CI)."""
+    gate = tmp_path / "gate"
+    subprocess.run(["git", "-C", str(repo), "archive", "-o", str(tmp_path / "g.tar"), "main"],
+                   check=True)
+    os.makedirs(gate)
+    subprocess.run(["tar", "-x", "-C", str(gate), "-f", str(tmp_path / "g.tar")], check=True)
+    _git(repo, "checkout", "-q", "-B", "pr", "main")
+    stats = repo / "mlpbench" / "gate" / "stats.py"
+    stats.write_text(stats.read_text() + "\n\ndef exit_code(verdicts):\n    return 0\n")
+    text = FAKE.format(work=1, body="spin(20000)", value=42.0, comment="")
+    (repo / "benchmarks" / "bench_fake.py").write_text(text.split("    def track_value")[0])
+    _git(repo, "commit", "-qam", "a gate that always passes, a benchmark gone")
+    env = dict(os.environ, MLPBENCH_PYTHON=sys.executable, MLPBENCH_REGRESS_REPO=str(repo),
+               MLPBENCH_REGRESS_OUT=str(tmp_path / "ci"))
+    proc = subprocess.run(["bash", str(gate / "scripts" / "ci_regress.sh"), "main", "HEAD",
+                           *ARGS], capture_output=True, text=True, env=env, check=False,
+                          timeout=300)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "| `Fake.track_value` | **missing**" in proc.stdout
+    assert _git(repo, "rev-parse", "--abbrev-ref", "HEAD") == "pr"

@@ -18,6 +18,7 @@ from mlpbench.gate.core import regress
 from mlpbench.gate.git import resolve_commits
 from mlpbench.gate.stats import (
     Verdict,
+    block_ratios,
     count_verdict,
     exact_verdict,
     exit_code,
@@ -167,8 +168,11 @@ def test_paired_ratio_against_numpy():
     base = rng.uniform(1, 2, 15)
     head = base * rng.uniform(1.4, 1.6, 15)
     est, low, high = paired_ratio(base, head)
-    assert est == pytest.approx(np.median(head / base))
+    logs = np.log(head / base)
+    blocks = np.exp([logs[i:i + 2].mean() for i in range(0, 15, 2)])  # oracle: numpy
+    assert est == pytest.approx(np.median(blocks))
     assert 1.4 <= low <= est <= high <= 1.6
+    assert paired_ratio(base, head, size=1)[0] == pytest.approx(np.median(head / base))
 
 
 def test_wall_verdicts():
@@ -178,7 +182,7 @@ def test_wall_verdicts():
     assert wall_verdict("b", base, base * 1.01, 1.3).verdict == "unchanged"
     assert wall_verdict("b", base, base / 1.5, 1.3).verdict == "improved"
     # a big median ratio whose interval reaches below 1 is not significant
-    noisy = base * np.array([0.5, 3.0] * 6)
+    noisy = base * np.array([0.5, 0.5, 3.0, 3.0] * 3)  # whole ABBA cycles swing
     v = wall_verdict("b", base, noisy, 1.3)
     assert v.low < 1 and v.verdict == "unchanged"
 
@@ -211,3 +215,20 @@ def test_markdown_and_strict_json():
     assert json.dumps(v.as_dict(), allow_nan=False)
     table = markdown([v], "title")
     assert "| wall | `b` | **regressed** | **2.000**" in table and "| 1 ms | 2 ms |" in table
+
+
+def test_block_ratios_and_block_interval():
+    base = np.array([1.0, 2.0, 1.0, 4.0, 1.0])
+    head = base * np.array([1.0, 4.0, 2.0, 2.0, 3.0])
+    # oracle: geometric means of (1, 4), (2, 2) and the lone 3
+    assert np.allclose(block_ratios(base, head), [2.0, 2.0, 3.0])
+    # rounds that move together (a load swing shared by consecutive rounds) are one piece of
+    # evidence: the block interval is wider than the per-round one
+    rng = np.random.default_rng(3)
+    swing = np.repeat(rng.normal(0, 0.08, 6), 2)
+    b = np.ones(12)
+    h = np.exp(swing + rng.normal(0, 0.01, 12))
+    _, lo1, hi1 = paired_ratio(b, h, size=1)
+    _, lo2, hi2 = paired_ratio(b, h)
+    assert hi2 - lo2 > hi1 - lo1
+    assert lo2 <= np.median(block_ratios(b, h)) <= hi2

@@ -51,7 +51,7 @@ class Side:
         self._log = tempfile.TemporaryFile(mode="w+")
         read, write = os.pipe()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlpbench.gate.worker", self.root, self.clock, str(write)],
+            [sys.executable, "-P", "-m", "mlpbench.gate.worker", self.root, self.clock, str(write)],
             stdin=subprocess.PIPE, stdout=self._log, stderr=self._log, text=True, env=env,
             cwd=os.path.dirname(os.path.abspath(self.root)), pass_fds=(write,))
         os.close(write)

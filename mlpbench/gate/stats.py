@@ -2,9 +2,10 @@
 
 Three tiers, each with its own rule:
 
-``wall``   wall time, base and head measured in the same job, interleaved in rounds; the
-           per-round ratios head/base are paired, their median is the estimate and a
-           percentile bootstrap (``scipy.stats.bootstrap``) gives its confidence interval.
+``wall``   CPU (or wall) time, base and head measured in the same job, interleaved in
+           ABBA rounds; the ratios head/base are paired, grouped per ABBA cycle (a block),
+           their median is the estimate and a bootstrap over blocks
+           (``scipy.stats.bootstrap``, BCa) gives its confidence interval.
            Regressed when the median exceeds the factor AND the interval lies above 1.
 ``insn``   callgrind instruction counts (deterministic): regressed above a small factor.
 ``exact``  seeded CPU convergence (steps, gradient evaluations to target): any change is
@@ -77,16 +78,37 @@ def side_problem(tier: str, bench: str, base_status: dict, head_status: dict,
     return Verdict(tier, bench, "not compared", note=f"{note} {reason}".strip()[:300])
 
 
+#: rounds per resampled block: one ABBA cycle (base first, then head first) -- the unit in
+#: which a linear drift of the load cancels, and within which rounds are not independent
+ROUNDS_PER_BLOCK = 2
+
+
+def block_ratios(base: Sequence[float], head: Sequence[float],
+                 size: int = ROUNDS_PER_BLOCK) -> np.ndarray:
+    """Per block of ``size`` consecutive rounds: the geometric mean of its ratios head/base
+    (a last, shorter block counts as one)."""
+    logs = np.log(np.asarray(head, dtype=float) / np.asarray(base, dtype=float))
+    return np.exp([logs[i:i + size].mean() for i in range(0, len(logs), size)])
+
+
 def paired_ratio(base: Sequence[float], head: Sequence[float], *, confidence: float = 0.95,
-                 seed: int = 0) -> tuple[float, float, float]:
-    """Median of the per-round ratios head/base and its bootstrap confidence interval."""
-    ratios = np.asarray(head, dtype=float) / np.asarray(base, dtype=float)
-    est = float(np.median(ratios))
-    if len(ratios) < 3 or np.ptp(ratios) == 0:
-        return est, float(ratios.min()), float(ratios.max())
-    res = stats.bootstrap((ratios,), np.median, confidence_level=confidence,
-                          n_resamples=2000, method="percentile", random_state=seed)
-    return est, float(res.confidence_interval.low), float(res.confidence_interval.high)
+                 seed: int = 0, size: int = ROUNDS_PER_BLOCK) -> tuple[float, float, float]:
+    """Median paired ratio head/base and its confidence interval, resampling whole blocks.
+
+    Rounds are grouped into blocks of ``size`` (ABBA cycles) and the block ratios are
+    bootstrapped (``scipy.stats.bootstrap``, BCa), so rounds that share a load swing are
+    never counted as independent evidence. ``size=1`` is the per-round bootstrap.
+    """
+    blocks = block_ratios(base, head, size)
+    est = float(np.median(blocks))
+    if len(blocks) < 3 or np.ptp(blocks) == 0:
+        return est, float(blocks.min()), float(blocks.max())
+    res = stats.bootstrap((blocks,), np.median, confidence_level=confidence,
+                          n_resamples=4000, method="BCa", random_state=seed)
+    low, high = res.confidence_interval.low, res.confidence_interval.high
+    if not (math.isfinite(low) and math.isfinite(high)):  # BCa degenerate: widest honest CI
+        low, high = float(blocks.min()), float(blocks.max())
+    return est, float(min(low, est)), float(max(high, est))
 
 
 def wall_verdict(bench: str, base: Sequence[float], head: Sequence[float],
@@ -100,7 +122,8 @@ def wall_verdict(bench: str, base: Sequence[float], head: Sequence[float],
     else:
         verdict = "unchanged"
     return Verdict("wall", bench, verdict, float(np.median(base)), float(np.median(head)),
-                   est, low, high, note=f"{len(base)} rounds")
+                   est, low, high, note=f"{len(base)} rounds, "
+                   f"{math.ceil(len(base) / ROUNDS_PER_BLOCK)} ABBA blocks")
 
 
 def count_verdict(bench: str, base: float, head: float, factor: float) -> Verdict:

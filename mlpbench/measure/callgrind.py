@@ -170,7 +170,7 @@ def count_many(roots: Sequence[str], bench_ids: Sequence[str], number: dict[str,
             json.dump(args, f)
         out = os.path.join(tmp, "callgrind.out")
         cmd = ["valgrind", "--tool=callgrind", "--vgdb=no", "--instr-atstart=no",
-               "--collect-atstart=no", f"--callgrind-out-file={out}", sys.executable, "-m",
+               "--collect-atstart=no", f"--callgrind-out-file={out}", sys.executable, "-P", "-m",
                "mlpbench.measure.callgrind_runner", os.path.join(tmp, "args.json")]
         with tempfile.TemporaryFile(mode="w+") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=log, text=True, env=env, cwd=tmp)
