@@ -19,7 +19,7 @@ resumes from it; ``selftest-<tier>.json`` holds the rates):
   processes shows whether counts are deterministic); plus one full default gate run
   (all tiers) on base vs x1.05, timed.
 
-    python scripts/regress_selftest.py wall --trials 48
+    python scripts/regress_selftest.py wall --trials 48 [--kinds aa,x20,x10,x5,x2]
     python scripts/regress_selftest.py insn --trials 10
 """
 
@@ -123,7 +123,8 @@ def hog() -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
-def run_wall(clone: str, base: str, tmp: str, trials: int, rounds: int) -> None:
+def run_wall(clone: str, base: str, tmp: str, trials: int, rounds: int,
+             kinds: tuple[str, ...] = ("aa", "x2")) -> None:
     """Trials through the gate's own ``run_wall``; one base worker serves all trials (started
     once: imports dominate a trial on this VM), the next trial's head worker starts while the
     current trial runs."""
@@ -131,10 +132,11 @@ def run_wall(clone: str, base: str, tmp: str, trials: int, rounds: int) -> None:
     done = {int(r["trial"]) for r in rows}
     cfg = GateConfig(tiers=("wall",), rounds=rounds, wall=tuple(train_step_ids()))
     todo = [t for t in range(trials) if t not in done]
-    kinds = {t: (("aa", "x2")[t % 2], (t // 2) % 2 == 1) for t in todo}
+    # kinds cycle; the hog runs during every other cycle (half the trials of each kind)
+    plan = {t: (kinds[t % len(kinds)], (t // len(kinds)) % 2 == 1) for t in todo}
 
     def head_side(t: int) -> Side:
-        sha = scratch_commit(clone, base, kinds[t][0], t)
+        sha = scratch_commit(clone, base, plan[t][0], t)
         side = Side("head", export_commit(clone, sha, os.path.join(tmp, f"head{t}")), 1, "cpu")
         side.start(cfg.base_limit)
         return side
@@ -142,7 +144,7 @@ def run_wall(clone: str, base: str, tmp: str, trials: int, rounds: int) -> None:
     base_side = Side("base", export_commit(clone, base, os.path.join(tmp, "base")), 1, "cpu")
     base_side.start(cfg.base_limit)
     for t in todo:
-        kind, hogged = kinds[t]
+        kind, hogged = plan[t]
         head = head_side(t)
         h = hog() if hogged else None
         t0 = time.time()
@@ -173,7 +175,7 @@ def summarize_wall(df: pd.DataFrame, cfg: GateConfig) -> None:
                       "clock": cfg.clock, "threads": cfg.threads, "benches": list(cfg.wall)},
            "machine": _machine(), "trials": int(len(per)),
            "median_trial_seconds": float(df.groupby("trial")["seconds"].first().median())}
-    for kind in ("aa", "x2"):
+    for kind in sorted(df.kind.unique()):
         for hogged in (False, True):
             sel = per[(per.kind == kind) & (per.hog == hogged)]
             flagged = int((sel.exit_code == 1).sum())
@@ -181,6 +183,11 @@ def summarize_wall(df: pd.DataFrame, cfg: GateConfig) -> None:
                                                             "exit_1": flagged}
         sel = per[per.kind == kind]
         out[f"{kind}_rate_exit_1"] = float((sel.exit_code == 1).mean()) if len(sel) else None
+    # per benchmark and kind: how often the benchmark itself was flagged (the detection curve)
+    out["flagged_per_bench"] = {
+        f"{k} {b}": {"trials": int(len(g)), "regressed": int((g.verdict == "regressed").sum()),
+                     "ratio_min": float(g.ratio.min()), "ratio_max": float(g.ratio.max())}
+        for (k, b), g in df.groupby(["kind", "bench"])}
     aa = df[df.kind == "aa"].dropna(subset=["low", "high"])
     covers = (aa.low <= 1) & (aa.high >= 1)
     # per benchmark: how often an A/A interval holds 1 (the interval's real coverage)
@@ -251,6 +258,8 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=None)
     ap.add_argument("--rounds", type=int, default=GateConfig().rounds)
     ap.add_argument("--per-process", type=int, default=10, help="insn: trees per valgrind run")
+    ap.add_argument("--kinds", default="aa,x2",
+                    help="wall: scratch kinds cycled over trials (aa, xK: work x(1 + 1/K))")
     args = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mlpbench-selftest-") as tmp:
@@ -260,7 +269,8 @@ def main() -> None:
             git(clone, "config", k, v)
         base = git(clone, "rev-parse", "HEAD")
         if args.tier == "wall":
-            run_wall(clone, base, tmp, args.trials or 48, args.rounds)
+            run_wall(clone, base, tmp, args.trials or 48, args.rounds,
+                     tuple(k.strip() for k in args.kinds.split(",")))
         else:
             run_insn(clone, base, tmp, args.trials or 10, args.per_process)
 
