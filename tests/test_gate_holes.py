@@ -152,3 +152,19 @@ def test_the_gate_judges_from_its_own_tree_not_from_head(repo, tmp_path):  # noq
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "| `Fake.track_value` | **missing**" in proc.stdout
     assert _git(repo, "rev-parse", "--abbrev-ref", "HEAD") == "pr"
+
+
+def test_sigterm_mid_run_says_no_verdict(repo, tmp_path):  # noqa: F811
+    import signal
+    import time
+
+    _head(repo, "loops forever", body="while True:\n            pass")
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "mlpbench.cli", "regress", "main", "HEAD",
+                             "--repo", str(repo), *ARGS], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("regress: base")  # measuring has begun
+    time.sleep(3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    assert "terminated; no verdict" in err and "--resume" not in err

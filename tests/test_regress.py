@@ -113,6 +113,8 @@ def test_merge_base_is_used(repo):
     assert resolve_commits(str(repo), later, head, merge_base=False) == (later, head)
     with pytest.raises(UsageError, match="same commit"):
         resolve_commits(str(repo), head, head)
+    with pytest.raises(UsageError, match="is an ancestor of BASE"):  # `regress main main~1`
+        resolve_commits(str(repo), later, base)
 
 
 def test_exact_tier_ok_and_regressed(repo, tmp_path):
@@ -129,6 +131,11 @@ def test_exact_tier_ok_and_regressed(repo, tmp_path):
     table = (out / "summary.md").read_text()
     assert "| exact | `Fake.track_value` | **regressed** | **1.024** | 42 | 43 |" in table
     assert "ratio > 1.3" in table and "ratio > 1.02" in table  # the thresholds in force
+    from mlpbench.results.gates import load_gates  # the report reads what the gate wrote
+
+    frame = load_gates([out])
+    assert frame[["bench", "verdict", "exit_code"]].values.tolist() == [
+        ["Fake.track_value", "regressed", 1]]
 
 
 def test_three_times_the_work_is_caught(repo):
