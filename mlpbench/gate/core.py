@@ -77,7 +77,7 @@ def _plan(pair: Pair, cfg: GateConfig, echo: Callable[[str], None]
     notes: list[str] = []
     listing = pair.sides[0].ask("list", cfg.base_limit)
     if listing is None or listing.get("status") != "ok":
-        raise RuntimeError(f"BASE's suite could not be listed: {pair.sides[0].error}")
+        raise LookupError(f"BASE's suite could not be listed: {pair.sides[0].error}")
     rows = listing["benchmarks"]
     covers, uncovered = select.candidates(rows)
     todo = list(covers) if cfg.insn is None else list(cfg.insn)

@@ -141,12 +141,19 @@ def status_of(exc: BaseException) -> dict:
             "trace": traceback.format_exc(limit=-3)}
 
 
+#: trees put on ``sys.path`` by :func:`use_tree` (each replaces the one before)
+_TREES: list[str] = []
+
+
 def use_tree(root: str, drop: tuple[str, ...] = ("mlpbench", "benchmarks")) -> None:
-    """Make ``root`` the source of ``mlpbench`` and ``benchmarks``: forget those already
-    imported (e.g. the gate's own) and put ``root`` first on ``sys.path``."""
+    """Make ``root`` the only source of ``mlpbench`` and ``benchmarks``: forget those already
+    imported (e.g. the gate's own, or an earlier tree's), take earlier trees off ``sys.path``
+    and put ``root`` first."""
     for name in [m for m in sys.modules if m.split(".")[0] in drop]:
         del sys.modules[name]
-    while root in sys.path:
-        sys.path.remove(root)
+    for old in [*_TREES, root]:
+        while old in sys.path:
+            sys.path.remove(old)
+    _TREES[:] = [root]
     sys.path.insert(0, root)
     importlib.invalidate_caches()
