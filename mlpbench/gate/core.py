@@ -84,6 +84,8 @@ def _plan(pair: Pair, cfg: GateConfig, echo: Callable[[str], None]
     if "insn" not in cfg.tiers and cfg.wall is not None:
         todo = []  # BASE's call times only split the candidates between insn and wall
     seconds = {b: pair.ask(0, "load", b).get("seconds") for b in todo}
+    for b in todo:  # the same history in both workers (set-ups, allocator): no side bias
+        pair.ask(1, "load", b)
     p = select.plan(rows, seconds, cfg.insn_max_call_s)
     cfg = replace(cfg, insn=cfg.insn if cfg.insn is not None else p.insn,
                   wall=cfg.wall if cfg.wall is not None else p.wall,
