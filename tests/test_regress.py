@@ -65,7 +65,12 @@ def test_bad_factors_are_usage_errors(factor):
                                   ["regress", "HEAD~1", "HEAD", "--factor", "1"],
                                   ["regress", "no-such-commit-xyz", "HEAD"],
                                   ["regress", "HEAD", "HEAD"],
-                                  ["regress", "HEAD~1", "HEAD", "--tiers", "bogus"]])
+                                  ["regress", "HEAD~1", "HEAD", "--tiers", "bogus"],
+                                  ["regress", "HEAD~1", "HEAD", "--factor", "1e308"],
+                                  ["regress", "HEAD~1", "HEAD", "--insn-factor", "11"],
+                                  ["regress", "HEAD~1", "HEAD", "--time-floor", "nan"],
+                                  ["regress", "HEAD~1", "HEAD", "--time-floor", "-1"],
+                                  ["regress", "HEAD", "HEAD~1"]])
 def test_cli_usage_errors_exit_2_on_stderr(argv, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     assert main(argv) == 2
