@@ -90,8 +90,11 @@ def _plan(pair: Pair, cfg: GateConfig, echo: Callable[[str], None]
     cfg = replace(cfg, insn=cfg.insn if cfg.insn is not None else p.insn,
                   wall=cfg.wall if cfg.wall is not None else p.wall,
                   exact=cfg.exact if cfg.exact is not None else p.exact)
-    covered = sorted({w for w in covers.values()})
-    notes.append(f"derived from BASE's suite: {', '.join(covered)}")
+    given = [t for t in ("insn", "wall", "exact") if getattr(pair.cfg, t) is not None]
+    if given:
+        notes.append(f"benchmark sets given on the command line: {', '.join(given)}")
+    if len(given) < 3:
+        notes.append(f"derived from BASE's suite: {', '.join(sorted(set(covers.values())))}")
     if uncovered:
         notes.append(f"optimizers of the registry no benchmark exercises (not gated): "
                      f"{', '.join(uncovered)}")
