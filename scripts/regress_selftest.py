@@ -5,7 +5,9 @@ Scratch commits are made in a throw-away clone of this repository (its committed
 * ``aa``:  a comment-only change to ``mlpbench/problems/phases.py`` (identical work);
 * ``xK``:  the SGD training step does one extra step every K-th call (work x(1 + 1/K)):
            K=2 is the x1.5 of the wall tier, K=20 with 20 counted calls is the x1.05 of the
-           instruction-count tier.
+           instruction-count tier;
+* ``uK``:  every SGD training step burns 1/K of its own CPU time more (x(1 + 1/K) on every
+           call: the uniform slowdown the CPU-clock wall tier sees).
 
 Tiers (each writes ``results/regress/selftest-<tier>.csv`` after every trial, atomically, and
 resumes from it; ``selftest-<tier>.json`` holds the rates):
@@ -75,8 +77,27 @@ def git(repo: str, *args: str) -> str:
                           text=True).stdout.strip()
 
 
+INJECT_UNIFORM = '''    import time as _time
+
+    real_step = train_step
+
+    def train_step():  # scratch commit: every call burns 1/{k} of its own CPU time more
+        t0 = _time.process_time()
+        out = real_step()
+        extra = (_time.process_time() - t0) / {k}
+        t1 = _time.process_time()
+        while _time.process_time() - t1 < extra:
+            pass
+        return out
+
+    return train_step, None
+'''
+
+
 def scratch_commit(clone: str, base: str, kind: str, trial: int) -> str:
-    """A commit on top of ``base``: ``aa`` (comment) or ``x<K>`` (extra step every K calls)."""
+    """A commit on top of ``base``: ``aa`` (comment), ``x<K>`` (an extra step every K calls:
+    exact work, but lumpy when a timed block is not a multiple of K calls) or ``u<K>`` (every
+    call burns 1/K of its own CPU time more: uniform, for the CPU-clock wall tier only)."""
     git(clone, "checkout", "-q", "--detach", base)
     path = os.path.join(clone, "mlpbench", "problems", "phases.py")
     with open(path) as f:
@@ -84,7 +105,8 @@ def scratch_commit(clone: str, base: str, kind: str, trial: int) -> str:
     if kind != "aa":
         marker = "    return train_step, None\n"
         assert text.count(marker) == 1, "phases.py changed: update the injection"
-        text = text.replace(marker, INJECT.format(k=int(kind[1:])))
+        inject = INJECT_UNIFORM if kind.startswith("u") else INJECT
+        text = text.replace(marker, inject.format(k=int(kind[1:])))
     text += f"# self-test scratch commit: {kind}, trial {trial}\n"
     with open(path, "w") as f:
         f.write(text)
@@ -259,7 +281,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=GateConfig().rounds)
     ap.add_argument("--per-process", type=int, default=10, help="insn: trees per valgrind run")
     ap.add_argument("--kinds", default="aa,x2",
-                    help="wall: scratch kinds cycled over trials (aa, xK: work x(1 + 1/K))")
+                    help="wall: scratch kinds cycled over trials (aa, xK, uK: x(1 + 1/K))")
     args = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mlpbench-selftest-") as tmp:
