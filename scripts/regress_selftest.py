@@ -5,7 +5,9 @@ Scratch commits are made in a throw-away clone of this repository (its committed
 * ``aa``:  a comment-only change to ``mlpbench/problems/phases.py`` (identical work);
 * ``xK``:  the SGD training step does one extra step every K-th call (work x(1 + 1/K)):
            K=2 is the x1.5 of the wall tier, K=20 with 20 counted calls is the x1.05 of the
-           instruction-count tier.
+           instruction-count tier;
+* ``uK``:  every SGD training step burns 1/K of its own CPU time more (x(1 + 1/K) on every
+           call: the uniform slowdown the CPU-clock wall tier sees).
 
 Tiers (each writes ``results/regress/selftest-<tier>.csv`` after every trial, atomically, and
 resumes from it; ``selftest-<tier>.json`` holds the rates):
@@ -19,7 +21,7 @@ resumes from it; ``selftest-<tier>.json`` holds the rates):
   processes shows whether counts are deterministic); plus one full default gate run
   (all tiers) on base vs x1.05, timed.
 
-    python scripts/regress_selftest.py wall --trials 48
+    python scripts/regress_selftest.py wall --trials 48 [--kinds aa,x20,x10,x5,x2]
     python scripts/regress_selftest.py insn --trials 10
 """
 
@@ -38,9 +40,15 @@ import pandas as pd
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from mlpbench.regress import GateConfig, Side, export_commit, regress  # noqa: E402
-from mlpbench.regress import run_wall as gate_run_wall  # noqa: E402
-from mlpbench.regress_stats import count_verdict, exit_code  # noqa: E402
+from mlpbench.gate import select  # noqa: E402
+from mlpbench.gate.config import GateConfig  # noqa: E402
+from mlpbench.gate.core import regress  # noqa: E402
+from mlpbench.gate.git import export_commit  # noqa: E402
+from mlpbench.gate.side import Side  # noqa: E402
+from mlpbench.gate.stats import count_verdict, exit_code  # noqa: E402
+from mlpbench.gate.tiers import Pair  # noqa: E402
+from mlpbench.gate.tiers import run_wall as gate_run_wall  # noqa: E402
+from mlpbench.measure.asv_suite import enumerate_ids  # noqa: E402
 
 OUT = os.environ.get("MLPBENCH_SELFTEST_OUT", os.path.join(ROOT, "results", "regress"))
 INJECT = '''    calls = [0]
@@ -69,8 +77,27 @@ def git(repo: str, *args: str) -> str:
                           text=True).stdout.strip()
 
 
+INJECT_UNIFORM = '''    import time as _time
+
+    real_step = train_step
+
+    def train_step():  # scratch commit: every call burns 1/{k} of its own CPU time more
+        t0 = _time.process_time()
+        out = real_step()
+        extra = (_time.process_time() - t0) / {k}
+        t1 = _time.process_time()
+        while _time.process_time() - t1 < extra:
+            pass
+        return out
+
+    return train_step, None
+'''
+
+
 def scratch_commit(clone: str, base: str, kind: str, trial: int) -> str:
-    """A commit on top of ``base``: ``aa`` (comment) or ``x<K>`` (extra step every K calls)."""
+    """A commit on top of ``base``: ``aa`` (comment), ``x<K>`` (an extra step every K calls:
+    exact work, but lumpy when a timed block is not a multiple of K calls) or ``u<K>`` (every
+    call burns 1/K of its own CPU time more: uniform, for the CPU-clock wall tier only)."""
     git(clone, "checkout", "-q", "--detach", base)
     path = os.path.join(clone, "mlpbench", "problems", "phases.py")
     with open(path) as f:
@@ -78,7 +105,8 @@ def scratch_commit(clone: str, base: str, kind: str, trial: int) -> str:
     if kind != "aa":
         marker = "    return train_step, None\n"
         assert text.count(marker) == 1, "phases.py changed: update the injection"
-        text = text.replace(marker, INJECT.format(k=int(kind[1:])))
+        inject = INJECT_UNIFORM if kind.startswith("u") else INJECT
+        text = text.replace(marker, inject.format(k=int(kind[1:])))
     text += f"# self-test scratch commit: {kind}, trial {trial}\n"
     with open(path, "w") as f:
         f.write(text)
@@ -106,40 +134,45 @@ def load_rows(name: str) -> list[dict]:
     return pd.read_csv(path).to_dict("records") if os.path.exists(path) else []
 
 
+def train_step_ids() -> list[str]:
+    """The gate's wall-tier points of the SGD training step, from this tree's suite."""
+    rows, _ = enumerate_ids()
+    found = select.points(rows, select.WALL_BENCH, **select.WALL_AT)
+    return [r["id"] for r in found[:select.WALL_POINTS]]
+
+
 def hog() -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
-def run_wall(clone: str, base: str, tmp: str, trials: int, rounds: int) -> None:
+def run_wall(clone: str, base: str, tmp: str, trials: int, rounds: int,
+             kinds: tuple[str, ...] = ("aa", "x2")) -> None:
     """Trials through the gate's own ``run_wall``; one base worker serves all trials (started
     once: imports dominate a trial on this VM), the next trial's head worker starts while the
     current trial runs."""
     rows = load_rows("selftest-wall.csv")
     done = {int(r["trial"]) for r in rows}
-    cfg = GateConfig(tiers=("wall",), rounds=rounds)
+    cfg = GateConfig(tiers=("wall",), rounds=rounds, wall=tuple(train_step_ids()))
     todo = [t for t in range(trials) if t not in done]
-    kinds = {t: (("aa", "x2")[t % 2], (t // 2) % 2 == 1) for t in todo}
+    # kinds cycle; the hog runs during every other cycle (half the trials of each kind)
+    plan = {t: (kinds[t % len(kinds)], (t // len(kinds)) % 2 == 1) for t in todo}
 
     def head_side(t: int) -> Side:
-        sha = scratch_commit(clone, base, kinds[t][0], t)
+        sha = scratch_commit(clone, base, plan[t][0], t)
         side = Side("head", export_commit(clone, sha, os.path.join(tmp, f"head{t}")), 1, "cpu")
-        side.start()
+        side.start(cfg.base_limit)
         return side
 
     base_side = Side("base", export_commit(clone, base, os.path.join(tmp, "base")), 1, "cpu")
-    base_side.start()
-    base_side.ready()
-    nxt = head_side(todo[0]) if todo else None
-    for i, t in enumerate(todo):
-        kind, hogged = kinds[t]
-        head, nxt = nxt, None
-        head.ready()
-        if i + 1 < len(todo):
-            nxt = head_side(todo[i + 1])
+    base_side.start(cfg.base_limit)
+    for t in todo:
+        kind, hogged = plan[t]
+        head = head_side(t)
         h = hog() if hogged else None
         t0 = time.time()
         try:
-            verdicts = gate_run_wall([base_side, head], cfg.wall, cfg, lambda s: None)
+            verdicts = gate_run_wall(Pair([base_side, head], cfg, {}), cfg.wall, cfg,
+                                     lambda s: None)
         finally:
             if h:
                 h.kill()
@@ -164,7 +197,7 @@ def summarize_wall(df: pd.DataFrame, cfg: GateConfig) -> None:
                       "clock": cfg.clock, "threads": cfg.threads, "benches": list(cfg.wall)},
            "machine": _machine(), "trials": int(len(per)),
            "median_trial_seconds": float(df.groupby("trial")["seconds"].first().median())}
-    for kind in ("aa", "x2"):
+    for kind in sorted(df.kind.unique()):
         for hogged in (False, True):
             sel = per[(per.kind == kind) & (per.hog == hogged)]
             flagged = int((sel.exit_code == 1).sum())
@@ -172,6 +205,16 @@ def summarize_wall(df: pd.DataFrame, cfg: GateConfig) -> None:
                                                             "exit_1": flagged}
         sel = per[per.kind == kind]
         out[f"{kind}_rate_exit_1"] = float((sel.exit_code == 1).mean()) if len(sel) else None
+    # per benchmark and kind: how often the benchmark itself was flagged (the detection curve)
+    out["flagged_per_bench"] = {
+        f"{k} {b}": {"trials": int(len(g)), "regressed": int((g.verdict == "regressed").sum()),
+                     "ratio_min": float(g.ratio.min()), "ratio_max": float(g.ratio.max())}
+        for (k, b), g in df.groupby(["kind", "bench"])}
+    aa = df[df.kind == "aa"].dropna(subset=["low", "high"])
+    covers = (aa.low <= 1) & (aa.high >= 1)
+    # per benchmark: how often an A/A interval holds 1 (the interval's real coverage)
+    out["aa_interval_covers_1"] = {b: {"trials": int(len(g)), "covered": int(covers[g.index].sum())}
+                                   for b, g in aa.groupby("bench")}
     save_json(out, "selftest-wall.json")
     print(json.dumps(out, indent=1))
 
@@ -179,7 +222,7 @@ def summarize_wall(df: pd.DataFrame, cfg: GateConfig) -> None:
 def run_insn(clone: str, base: str, tmp: str, trials: int, per_process: int) -> None:
     from mlpbench.measure.callgrind import count_instructions
 
-    bench = GateConfig().insn[0]
+    bench = train_step_ids()[0]
     number = GateConfig().insn_number
     rows = load_rows("selftest-insn.csv")
     base_root = export_commit(clone, base, os.path.join(tmp, "base"))
@@ -237,6 +280,8 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=None)
     ap.add_argument("--rounds", type=int, default=GateConfig().rounds)
     ap.add_argument("--per-process", type=int, default=10, help="insn: trees per valgrind run")
+    ap.add_argument("--kinds", default="aa,x2",
+                    help="wall: scratch kinds cycled over trials (aa, xK, uK: x(1 + 1/K))")
     args = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mlpbench-selftest-") as tmp:
@@ -246,7 +291,8 @@ def main() -> None:
             git(clone, "config", k, v)
         base = git(clone, "rev-parse", "HEAD")
         if args.tier == "wall":
-            run_wall(clone, base, tmp, args.trials or 48, args.rounds)
+            run_wall(clone, base, tmp, args.trials or 48, args.rounds,
+                     tuple(k.strip() for k in args.kinds.split(",")))
         else:
             run_insn(clone, base, tmp, args.trials or 10, args.per_process)
 

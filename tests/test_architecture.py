@@ -15,7 +15,7 @@ LAYERS = {
     "errors": 0, "units": 0, "validate": 0, "spec": 0, "fits": 0, "point": 0,
     "devices": 1, "models": 1, "results": 1,
     "measure": 2, "optimizers": 3, "problems": 4, "studies": 5, "analysis": 6,
-    "report": 7, "jobs": 8, "regress": 8, "regress_stats": 8, "regress_worker": 8, "regress_git": 8, "cli": 9, "__init__": 0, "__main__": 9,
+    "report": 7, "jobs": 8, "gate": 8, "cli": 9, "__init__": 0, "__main__": 9,
 }
 #: modules of a layer that must not import each other (independent studies)
 ISOLATED = {"studies"}

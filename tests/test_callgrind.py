@@ -5,7 +5,7 @@ import os
 import pytest
 
 from mlpbench.errors import UsageError
-from mlpbench.measure.callgrind import count_instructions, valgrind_missing
+from mlpbench.measure.callgrind import Limits, count_instructions, count_many, valgrind_missing
 
 MISSING = valgrind_missing()
 FAKE = """
@@ -54,3 +54,22 @@ def test_counts_are_deterministic_and_proportional(tmp_path):
     # oracle: the loop dominates, so the count scales with its iterations
     assert 1.04 < b / a < 1.06
     assert a > 5 * 20000 * 5  # at least a few instructions per iteration, 5 calls
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(MISSING is not None, reason=f"instruction counts need valgrind: {MISSING}")
+def test_many_benchmarks_one_process_and_a_hang_is_bounded(tmp_path):
+    base = _tree(tmp_path, "base", "spin(20000)")
+    hang = _tree(tmp_path, "hang", "while True:\n            pass")
+    before = set(os.listdir(os.environ.get("TMPDIR", "/tmp")))
+    res = count_many([base, base, hang], ["Fake.time_spin", "Fake.nothing"],
+                     {"Fake.time_spin": 3, "Fake.nothing": 1}, warmup=1,
+                     limits=Limits(first=300, factor=2, floor=5))
+    assert [r["Fake.nothing"]["status"] for r in res] == ["absent"] * 2 + ["failed"]
+    assert res[0]["Fake.time_spin"]["value"] == pytest.approx(res[1]["Fake.time_spin"]["value"],
+                                                            rel=0.005)
+    assert res[2]["Fake.time_spin"]["status"] == "failed"
+    assert "exceeded its time limit of 5 s" in res[2]["Fake.time_spin"]["error"]
+    assert "valgrind stopped" in res[2]["Fake.nothing"]["error"]  # never reached
+    after = set(os.listdir(os.environ.get("TMPDIR", "/tmp")))
+    assert not [f for f in after - before if f.startswith("vgdb-pipe")]

@@ -13,9 +13,12 @@ import pytest
 
 from mlpbench.cli import main
 from mlpbench.errors import UsageError
-from mlpbench.regress import GateConfig, regress, resolve_commits
-from mlpbench.regress_stats import (
+from mlpbench.gate.config import GateConfig
+from mlpbench.gate.core import regress
+from mlpbench.gate.git import resolve_commits
+from mlpbench.gate.stats import (
     Verdict,
+    block_ratios,
     count_verdict,
     exact_verdict,
     exit_code,
@@ -48,7 +51,7 @@ FAST = dict(tiers=("exact", "wall"), rounds=5, blocks=2, wall=("Fake.time_spin",
             exact=("Fake.track_value",))
 
 
-@pytest.mark.parametrize("factor", [math.nan, math.inf, 1.0, 0.5, -2.0])
+@pytest.mark.parametrize("factor", [math.nan, math.inf, 1.0, 0.5, -2.0, 1e308, 10.5])
 def test_bad_factors_are_usage_errors(factor):
     with pytest.raises(UsageError):
         GateConfig(factor=factor)
@@ -62,7 +65,12 @@ def test_bad_factors_are_usage_errors(factor):
                                   ["regress", "HEAD~1", "HEAD", "--factor", "1"],
                                   ["regress", "no-such-commit-xyz", "HEAD"],
                                   ["regress", "HEAD", "HEAD"],
-                                  ["regress", "HEAD~1", "HEAD", "--tiers", "bogus"]])
+                                  ["regress", "HEAD~1", "HEAD", "--tiers", "bogus"],
+                                  ["regress", "HEAD~1", "HEAD", "--factor", "1e308"],
+                                  ["regress", "HEAD~1", "HEAD", "--insn-factor", "11"],
+                                  ["regress", "HEAD~1", "HEAD", "--time-floor", "nan"],
+                                  ["regress", "HEAD~1", "HEAD", "--time-floor", "-1"],
+                                  ["regress", "HEAD", "HEAD~1"]])
 def test_cli_usage_errors_exit_2_on_stderr(argv, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     assert main(argv) == 2
@@ -110,6 +118,8 @@ def test_merge_base_is_used(repo):
     assert resolve_commits(str(repo), later, head, merge_base=False) == (later, head)
     with pytest.raises(UsageError, match="same commit"):
         resolve_commits(str(repo), head, head)
+    with pytest.raises(UsageError, match="is an ancestor of BASE"):  # `regress main main~1`
+        resolve_commits(str(repo), later, base)
 
 
 def test_exact_tier_ok_and_regressed(repo, tmp_path):
@@ -123,18 +133,21 @@ def test_exact_tier_ok_and_regressed(repo, tmp_path):
                    echo=lambda s: None) == 1
     doc = json.loads((out / "gate.json").read_text())
     assert doc["verdicts"][0]["verdict"] == "regressed" and doc["context"]["exit_code"] == 1
-    assert "| exact | `Fake.track_value` | 42 | 43 |" in (out / "summary.md").read_text()
+    table = (out / "summary.md").read_text()
+    assert "| exact | `Fake.track_value` | **regressed** | **1.024** | 42 | 43 |" in table
+    assert "ratio > 1.3" in table and "ratio > 1.02" in table  # the thresholds in force
+    from mlpbench.results.gates import load_gates  # the report reads what the gate wrote
+
+    frame = load_gates([out])
+    assert frame[["bench", "verdict", "exit_code"]].values.tolist() == [
+        ["Fake.track_value", "regressed", 1]]
 
 
-def test_three_times_the_work_is_caught_and_absent_is_exit_4(repo):
+def test_three_times_the_work_is_caught(repo):
     base = _git(repo, "rev-parse", "HEAD")
     slow = _commit(repo, "x3 work", work=3)
     cfg = GateConfig(**{**FAST, "tiers": ("wall",)})
     assert regress(base, slow, config=cfg, repo=str(repo), echo=lambda s: None) == 1
-    (repo / "benchmarks" / "bench_fake.py").write_text("class Other:\n    pass\n")
-    _git(repo, "commit", "-qam", "renamed")
-    assert regress(base, "HEAD", config=GateConfig(**FAST), repo=str(repo),
-                   echo=lambda s: None) == 4
 
 
 def test_broken_head_exits_3_through_the_script_and_keeps_the_checkout(repo, tmp_path):
@@ -167,8 +180,11 @@ def test_paired_ratio_against_numpy():
     base = rng.uniform(1, 2, 15)
     head = base * rng.uniform(1.4, 1.6, 15)
     est, low, high = paired_ratio(base, head)
-    assert est == pytest.approx(np.median(head / base))
+    logs = np.log(head / base)
+    blocks = np.exp([logs[i:i + 2].mean() for i in range(0, 15, 2)])  # oracle: numpy
+    assert est == pytest.approx(np.median(blocks))
     assert 1.4 <= low <= est <= high <= 1.6
+    assert paired_ratio(base, head, size=1)[0] == pytest.approx(np.median(head / base))
 
 
 def test_wall_verdicts():
@@ -178,7 +194,7 @@ def test_wall_verdicts():
     assert wall_verdict("b", base, base * 1.01, 1.3).verdict == "unchanged"
     assert wall_verdict("b", base, base / 1.5, 1.3).verdict == "improved"
     # a big median ratio whose interval reaches below 1 is not significant
-    noisy = base * np.array([0.5, 3.0] * 6)
+    noisy = base * np.array([0.5, 0.5, 3.0, 3.0] * 3)  # whole ABBA cycles swing
     v = wall_verdict("b", base, noisy, 1.3)
     assert v.low < 1 and v.verdict == "unchanged"
 
@@ -197,11 +213,34 @@ def test_count_exact_and_exit_codes():
     broken = side_problem("wall", "b", {"status": "ok"}, {"status": "failed", "error": "E"})
     assert broken.verdict == "broken" and "E" in broken.note
     absent = side_problem("wall", "b", {"status": "ok"}, {"status": "absent"})
-    assert absent.verdict == "not compared"
+    assert absent.verdict == "missing" and "not declared" in absent.note
+    retired = side_problem("wall", "b", {"status": "ok"}, {"status": "skipped"}, "RETIRED line 2")
+    assert retired.verdict == "retired" and "RETIRED line 2" in retired.note
+    assert exit_code([ok, absent]) == 3 and exit_code([ok, retired]) == 0
+    assert exit_code([retired]) == 4  # nothing compared
+    assert side_problem("wall", "b", {"status": "skipped"}, {"status": "absent"}).verdict == \
+        "not compared"
 
 
 def test_markdown_and_strict_json():
     v = Verdict("wall", "b", "regressed", 1e-3, 2e-3, 2.0, 1.5, math.nan)
     assert json.dumps(v.as_dict(), allow_nan=False)
     table = markdown([v], "title")
-    assert "| wall | `b` | 1 ms | 2 ms | 2.000" in table and "**regressed**" in table
+    assert "| wall | `b` | **regressed** | **2.000**" in table and "| 1 ms | 2 ms |" in table
+
+
+def test_block_ratios_and_block_interval():
+    base = np.array([1.0, 2.0, 1.0, 4.0, 1.0])
+    head = base * np.array([1.0, 4.0, 2.0, 2.0, 3.0])
+    # oracle: geometric means of (1, 4), (2, 2) and the lone 3
+    assert np.allclose(block_ratios(base, head), [2.0, 2.0, 3.0])
+    # rounds that move together (a load swing shared by consecutive rounds) are one piece of
+    # evidence: the block interval is wider than the per-round one
+    rng = np.random.default_rng(3)
+    swing = np.repeat(rng.normal(0, 0.08, 6), 2)
+    b = np.ones(12)
+    h = np.exp(swing + rng.normal(0, 0.01, 12))
+    _, lo1, hi1 = paired_ratio(b, h, size=1)
+    _, lo2, hi2 = paired_ratio(b, h)
+    assert hi2 - lo2 > hi1 - lo1
+    assert lo2 <= np.median(block_ratios(b, h)) <= hi2

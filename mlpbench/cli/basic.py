@@ -67,15 +67,19 @@ def register(sub) -> None:
     p.add_argument("base", help="base commit (its merge-base with HEAD is used)")
     p.add_argument("head", help="commit under test (e.g. HEAD)")
     p.add_argument("--factor", type=float, default=1.3,
-                   help="wall tier: flag a paired median ratio above this (CI above 1)")
+                   help="wall tier: flag a paired median ratio above this (CI above 1); "
+                        "at most 10")
     p.add_argument("--insn-factor", type=float, default=1.02,
-                   help="instruction-count tier: flag a ratio above this")
+                   help="instruction-count tier: flag a ratio above this; at most 10")
     p.add_argument("--rounds", type=int, default=12, help="wall tier: interleaved rounds")
     p.add_argument("--tiers", default="exact,insn,wall", help="comma-separated tiers")
     p.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
                    help="wall tier clock: worker CPU time (robust to neighbours) or wall")
     p.add_argument("--wall-bench", action="append", help="wall-tier benchmark id (repeat)")
     p.add_argument("--insn-bench", action="append", help="insn-tier benchmark id (repeat)")
+    p.add_argument("--exact-bench", action="append", help="exact-tier benchmark id (repeat)")
+    p.add_argument("--time-floor", type=float, default=60.0,
+                   help="HEAD's time limit per request is max(this, 10 x BASE's time), seconds")
     p.add_argument("--no-merge-base", action="store_true", help="compare BASE itself")
     p.add_argument("--repo", default=".", help="git repository")
     p.add_argument("--out", help="folder for gate.json and summary.md")
@@ -139,12 +143,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_regress(args: argparse.Namespace) -> int:
-    from mlpbench.regress import GateConfig, regress
+    """The gate's own exit codes only: SIGTERM/SIGINT say no verdict was reached."""
+    from mlpbench.cli import Terminated
+    from mlpbench.gate.config import GateConfig
+    from mlpbench.gate.core import regress
 
-    extra = {k: tuple(v) for k, v in (("wall", args.wall_bench), ("insn", args.insn_bench)) if v}
+    extra = {k: tuple(v) for k, v in (("wall", args.wall_bench), ("insn", args.insn_bench),
+                                      ("exact", args.exact_bench)) if v}
     cfg = GateConfig(factor=args.factor, insn_factor=args.insn_factor, rounds=args.rounds,
-                     clock=args.clock,
+                     clock=args.clock, time_floor=args.time_floor,
                      tiers=tuple(t.strip() for t in args.tiers.split(",") if t.strip()),
                      merge_base=not args.no_merge_base, **extra)
-    return regress(args.base, args.head, config=cfg, repo=args.repo, out=args.out,
-                   summary=args.summary)
+    try:
+        return regress(args.base, args.head, config=cfg, repo=args.repo, out=args.out,
+                       summary=args.summary)
+    except (KeyboardInterrupt, Terminated) as exc:
+        code = 130 if isinstance(exc, KeyboardInterrupt) else 143
+        print(f"mlpbench regress: {'interrupted' if code == 130 else 'terminated'}; no "
+              "verdict (workers and valgrind stopped; rerun the gate)", file=sys.stderr)
+        return code

@@ -1,5 +1,6 @@
 """The regression gate's git side: resolve BASE/HEAD (the merge-base by default) and export a
-commit's tree without touching the caller's checkout."""
+commit's tree without touching the caller's checkout. Unknown commits, no merge-base and
+nothing to compare are bad input (exit 2)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ def resolve_commits(repo: str, base: str, head: str, merge_base: bool = True) ->
             b = _git(repo, "merge-base", b, h)
         except LookupError:
             raise UsageError(f"{base!r} and {head!r} have no merge-base") from None
+    if b == h and shas[0] != h:
+        raise UsageError(f"HEAD {head!r} is an ancestor of BASE {base!r}: their merge-base is "
+                         "HEAD itself, nothing to compare (swap them, or --no-merge-base)")
     if b == h:
         raise UsageError(f"BASE and HEAD are the same commit ({h[:12]}): nothing to compare")
     return b, h
