@@ -196,6 +196,8 @@ class RunFolder:
 
     def __enter__(self) -> RunFolder:
         self._lock = lock.acquire(self.path)
+        for stray in self.path.glob(".*.tmp"):  # a killed writer's half-written file: the
+            stray.unlink(missing_ok=True)  # lock is ours, so no live process is writing it
         try:
             if self.resume:
                 self._check_resume()
