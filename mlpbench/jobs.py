@@ -52,10 +52,24 @@ def converge(out: str | os.PathLike, **kwargs: Any) -> str:
     return "\n\n".join(parts) + f"\nresults: {out}/"
 
 
+def _study_peak(cfg):
+    """The measuring machine's fp32 matmul peak at the cost study's threads (cached per
+    machine): the speed bound behind the extrapolation's lower bounds."""
+    from mlpbench.analysis.newton_extrap import Peak
+    from mlpbench.devices import threads
+    from mlpbench.measure.peak import get_peak
+
+    with threads(cfg.threads) as n:
+        pk = get_peak(cfg.device, "fp32")
+    return Peak(pk.gflops, f"mlpbench peak: {pk.device} fp32, {n} thread{'s' * (n != 1)}, "
+                f"n={pk.size}, machine {pk.machine_id}")
+
+
 def newton_cost(cfg, out: str | os.PathLike, *, resume: bool = False, per_cost: bool = False,
                 refuse: bool = False, progress: bool = True) -> str:
     """``mlpbench newton-cost``: measure; store the fits, ratios and per-cost race beside."""
     from mlpbench.analysis.newton import analyse, per_cost_table, report_text, wall_table
+    from mlpbench.devices import describe_hardware
     from mlpbench.results import write_table
     from mlpbench.studies.newton_cost import refuse_newton, run_cost_study
     from mlpbench.studies.newton_cost_ops import isolated_peaks
@@ -64,7 +78,8 @@ def newton_cost(cfg, out: str | os.PathLike, *, resume: bool = False, per_cost: 
         for spec in cfg.specs():
             refuse_newton(spec, cfg.device, cfg.memory_fraction)
     frame = run_cost_study(cfg, out, resume=resume, progress=progress)
-    info = analyse(frame)
+    frame = frame.assign(machine_id=describe_hardware()["machine_id"])
+    info = analyse(frame, _study_peak(cfg))
     write_table(Path(out), "newton_fit", info["fits"])
     write_table(Path(out), "newton_ratios", info["ratios"])
     write_table(Path(out), "newton_extrapolation", info["extrapolation_table"])
