@@ -104,15 +104,13 @@ def newton_cost(cfg, out: str | os.PathLike, *, resume: bool = False, per_cost: 
 def minima(out: str | os.PathLike, cfg, *, resume: bool = False, log=print) -> str:
     """``mlpbench minima``: run (or finish) the GD-vs-SGD experiment, then its summary tables
     (fractions with Wilson intervals; paired McNemar tests)."""
-    from mlpbench.analysis.minima_stats import paired_table, summary_table
+    from mlpbench.analysis.minima_stats import paired_all, summary_table
     from mlpbench.results import write_table
     from mlpbench.studies.minima import PAIRED, SUMMARY, run_study
 
     runs = run_study(out, cfg, resume=resume, log=log)
     write_table(Path(out), Path(SUMMARY).stem, summary_table(runs))
-    write_table(Path(out), Path(PAIRED).stem, pd.concat([
-        paired_table(runs), paired_table(runs, column="end_point"),
-        paired_table(runs, "spurious", column="end_point")]))
+    write_table(Path(out), Path(PAIRED).stem, paired_all(runs))
     return f"{len(runs)} runs in {out}"
 
 
