@@ -23,8 +23,9 @@ import torch
 from mlpbench.analysis.minima_stats import paired_all, summary_table
 from mlpbench.problems.minima_workloads import make_minima_workload
 from mlpbench.results import write_table
-from mlpbench.studies.minima_classify import classify, end_point_class, resolve_many
+from mlpbench.studies.minima_classify import classify, end_point_class
 from mlpbench.studies.minima_engine import layer_shapes
+from mlpbench.studies.minima_resolve import resolve_many
 
 LBFGS_ITER, LM_ITER, CHUNK = 5000, 500, 50
 SHORT = "levenberg-marquardt 30"

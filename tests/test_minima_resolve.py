@@ -14,14 +14,9 @@ import torch
 from mlpbench.analysis.minima_stats import paired_all, summary_table
 from mlpbench.measure.second_order import flat_loss
 from mlpbench.problems.minima_workloads import CLASSES, make_minima_workload
-from mlpbench.studies.minima_classify import (
-    DISPLACEMENT_TOL,
-    classify,
-    end_point_class,
-    loss_grad_np,
-    resolve_many,
-)
+from mlpbench.studies.minima_classify import DISPLACEMENT_TOL, classify, end_point_class
 from mlpbench.studies.minima_engine import layer_shapes
+from mlpbench.studies.minima_resolve import loss_grad_np, resolve_many
 
 MINIMA = Path(__file__).resolve().parents[1] / "results" / "runs" / "intel-xeon-2c" / "minima"
 
