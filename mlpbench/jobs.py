@@ -55,10 +55,24 @@ def converge(out: str | os.PathLike, **kwargs: Any) -> str:
     return "\n\n".join(parts) + f"\nresults: {out}/"
 
 
+def _study_peak(cfg):
+    """The measuring machine's fp32 matmul peak at the cost study's threads (cached per
+    machine): the speed bound behind the extrapolation's lower bounds."""
+    from mlpbench.analysis.newton_extrap import Peak
+    from mlpbench.devices import threads
+    from mlpbench.measure.peak import get_peak
+
+    with threads(cfg.threads) as n:
+        pk = get_peak(cfg.device, "fp32")
+    return Peak(pk.gflops, f"mlpbench peak: {pk.device} fp32, {n} thread{'s' * (n != 1)}, "
+                f"n={pk.size}, machine {pk.machine_id}")
+
+
 def newton_cost(cfg, out: str | os.PathLike, *, resume: bool = False, per_cost: bool = False,
                 refuse: bool = False, progress: bool = True) -> str:
     """``mlpbench newton-cost``: measure; store the fits, ratios and per-cost race beside."""
     from mlpbench.analysis.newton import analyse, per_cost_table, report_text, wall_table
+    from mlpbench.devices import describe_hardware
     from mlpbench.measure.second_order import op_time_limit
     from mlpbench.results import write_table
     from mlpbench.studies.newton_cost import refuse_newton, run_cost_study
@@ -69,7 +83,8 @@ def newton_cost(cfg, out: str | os.PathLike, *, resume: bool = False, per_cost: 
             refuse_newton(spec, cfg.device, cfg.memory_fraction)
     with op_time_limit(cfg.max_op_seconds):
         frame = run_cost_study(cfg, out, resume=resume, progress=progress)
-    info = analyse(frame)
+    frame = frame.assign(machine_id=describe_hardware()["machine_id"])
+    info = analyse(frame, _study_peak(cfg))
     write_table(Path(out), "newton_fit", info["fits"])
     write_table(Path(out), "newton_ratios", info["ratios"])
     write_table(Path(out), "newton_extrapolation", info["extrapolation_table"])
@@ -94,15 +109,13 @@ def newton_cost(cfg, out: str | os.PathLike, *, resume: bool = False, per_cost: 
 def minima(out: str | os.PathLike, cfg, *, resume: bool = False, log=print) -> str:
     """``mlpbench minima``: run (or finish) the GD-vs-SGD experiment, then its summary tables
     (fractions with Wilson intervals; paired McNemar tests)."""
-    from mlpbench.analysis.minima_stats import paired_table, summary_table
+    from mlpbench.analysis.minima_stats import paired_all, summary_table
     from mlpbench.results import write_table
     from mlpbench.studies.minima import PAIRED, SUMMARY, run_study
 
     runs = run_study(out, cfg, resume=resume, log=log)
     write_table(Path(out), Path(SUMMARY).stem, summary_table(runs))
-    write_table(Path(out), Path(PAIRED).stem, pd.concat([
-        paired_table(runs), paired_table(runs, column="end_point"),
-        paired_table(runs, "spurious", column="end_point")]))
+    write_table(Path(out), Path(PAIRED).stem, paired_all(runs))
     return f"{len(runs)} runs in {out}"
 
 

@@ -62,7 +62,7 @@ def test_full_report(runs, tmp_path):
         assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
     assert "no CUDA GPU available" in html  # skipped points listed with their reason
     assert "s limit" in html  # Newton-cost skips (by fitted time) listed too
-    assert "EXTRAPOLATION" in html and "9,111,001" in html
+    assert "EXTRAPOLATED to P = 9,111,001" in html  # the extrapolation table, labelled
     assert "http://" not in html.replace("http://www.w3.org", "")  # self-contained
 
 

@@ -17,6 +17,7 @@ from mlpbench.analysis.convergence import aggregate
 from mlpbench.analysis.crossover import crossover
 from mlpbench.analysis.modes import over_runs
 from mlpbench.analysis.newton import analyse
+from mlpbench.analysis.newton_extrap import step_range
 from mlpbench.point import POINT_KEYS, with_defaults
 from mlpbench.problems.modes import peak_mode
 from mlpbench.spec import TARGET_SPEC
@@ -107,8 +108,34 @@ def optimizer_facts(converge: pd.DataFrame) -> list[Fact]:
     return facts
 
 
-def newton_facts(cost: pd.DataFrame) -> list[Fact]:
-    """The Newton wall of each measuring machine and the 10^7 extrapolation."""
+def _stored_extrapolation(stored: pd.DataFrame | None, mid: str) -> pd.DataFrame | None:
+    """The stored ``newton_extrapolation`` rows of machine ``mid`` (with bounds), if any."""
+    if stored is None or "bound" not in stored or "machine_id" not in stored:
+        return None
+    rows = stored[stored["machine_id"] == mid]
+    return rows if len(rows) else None
+
+
+def newton_step_fact(table: pd.DataFrame | None, newton_bytes: int, span: str) -> str:
+    """One headline for the Newton step at the target: its memory and the range from the sum
+    of the parts' lower bounds to the upper estimate, naming what each end assumes."""
+    head = f"P = {TARGET_SPEC.num_params:,}: a Newton step needs {format_bytes(newton_bytes)}"
+    ends = step_range(table)
+    if ends is None:
+        return head + " (no physically bounded time range: no measured matmul peak stored)"
+    low, high = ends
+    return (f"{head} and {human_seconds(low['seconds'])} to {human_seconds(high['seconds'])} "
+            f"(EXTRAPOLATED{span}): the low end is a lower bound (the Hessian's tangent matmul "
+            "FLOPs and one Cholesky factorization, no retry, both at the measured matmul "
+            "peak), the high end an upper estimate (P sequential HVPs at the HVP time "
+            "measured at that P, and the Levenberg–Marquardt retries measured at the largest "
+            "solved P at the factorization rate measured there)")
+
+
+def newton_facts(cost: pd.DataFrame, stored: pd.DataFrame | None = None) -> list[Fact]:
+    """The Newton wall of each measuring machine and the 10^7 extrapolation: the stored
+    ``newton_extrapolation`` table (``stored``) when it has bounds, else re-derived from the
+    cost table (without lower bounds: the matmul peak is not part of it)."""
     facts: list[Fact] = []
     by = "machine_id" if "machine_id" in cost else "run_dir"
     for mid, g in cost.groupby(by):
@@ -120,22 +147,14 @@ def newton_facts(cost: pd.DataFrame) -> list[Fact]:
                                f"dense Newton fits up to P ≈ {format_count(w['predicted_params'])}"
                                f" in {format_bytes(w['usable_bytes'])}; largest measured "
                                f"P = {w['measured_max_params'] or 0:,}", "newton"))
-        e = info["extrapolation"]
-        fits = info["fits"]
-        span = ""
-        if len(fits) and "newton_step" in set(fits["op"]):
-            pmax = int(fits[fits["op"] == "newton_step"]["p_max"].max())
-            span = (f", {e['params'] / pmax:,.0f}× beyond the largest P whose Newton step "
-                    f"was timed ({pmax:,})")
-        table = info.get("extrapolation_table")
-        steps = (table[table["quantity"] == "newton_step"]["seconds"].dropna()
-                 if table is not None and len(table) else pd.Series(dtype=float))
-        when = (f" and {human_seconds(steps.min())} to {human_seconds(steps.max())} — the range "
-                f"over the physical model and the fitted power law (EXTRAPOLATED{span})"
-                if len(steps) else "")
+        pmax = w["measured_max_params"]
+        span = (f", {TARGET_SPEC.num_params / pmax:,.0f}× beyond the largest P whose Newton "
+                f"step was timed ({pmax:,})" if pmax else "")
+        table = _stored_extrapolation(stored, mid)
+        table = info["extrapolation_table"] if table is None else table
         facts.append(_fact(mid, dev, "10^7 extrapolation",
-                           f"P = {e['params']:,}: a Newton step needs "
-                           f"{format_bytes(e['newton_bytes'])}{when}", "newton"))
+                           newton_step_fact(table, info["extrapolation"]["newton_bytes"],
+                                            span), "newton"))
     return facts
 
 
@@ -199,6 +218,6 @@ def headline(runs: dict[str, pd.DataFrame]) -> pd.DataFrame:
     if "converge" in runs:
         facts += optimizer_facts(runs["converge"])
     if "newton_cost" in runs:
-        facts += newton_facts(runs["newton_cost"])
+        facts += newton_facts(runs["newton_cost"], runs.get("newton_extrapolation"))
     facts += modes_facts(runs)
     return pd.DataFrame(facts, columns=["machine", "device", "topic", "fact", "section"])

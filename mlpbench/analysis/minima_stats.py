@@ -64,7 +64,17 @@ def paired_table(runs: pd.DataFrame, outcome: str = "global",
             sgd_only, gd_only = int((b & ~a).sum()), int((a & ~b).sum())
             rows.append({"problem": problem, "budget": budget, "lr": lr,
                          "optimizer": opt, "batch": int(s["batch"].iloc[0]),
-                         "column": column, "outcome": outcome, "pairs": len(both), "gd_hits": int(a.sum()),
+                         "column": column, "outcome": outcome, "pairs": len(both),
+                         "gd_hits": int(a.sum()),
                          "sgd_hits": int(b.sum()), "sgd_only": sgd_only,
                          "gd_only": gd_only, "p_mcnemar": mcnemar_exact(sgd_only, gd_only)})
     return pd.DataFrame(rows)
+
+
+def paired_all(runs: pd.DataFrame) -> pd.DataFrame:
+    """:func:`paired_table` for every outcome that occurs, of the run's class (``cls``) and of
+    the polished end point (``end_point``), problem by problem: the complete paired table."""
+    parts = [paired_table(runs, outcome, column) for column in ("cls", "end_point")
+             for outcome in CLASSES if (runs[column] == outcome).any()]
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

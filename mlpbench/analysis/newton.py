@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from mlpbench.analysis.newton_extrap import Peak, extrapolation_table
 from mlpbench.fits import fit_power_law, predict
 from mlpbench.optimizers.newton import NEWTON_P2_FACTOR, block_budget, newton_bytes
 from mlpbench.spec import TARGET_SPEC
@@ -24,10 +25,12 @@ def newton_wall(usable_bytes: int, element_bytes: int = 4) -> int:
     return p
 
 
-def analyse(frame: pd.DataFrame) -> dict[str, Any]:
+def analyse(frame: pd.DataFrame, peak: Peak | None = None) -> dict[str, Any]:
     """Fits, HVP/gradient ratios, the Newton wall and the extrapolation to 10^7, from a stored
     cost table alone: the wall uses the memory of the machine that *measured* (the table's
-    ``usable_bytes`` column), never the machine that reads it."""
+    ``usable_bytes`` column), never the machine that reads it. ``peak`` (the measuring
+    machine's matmul peak at the study's threads) gives the extrapolation its lower bounds.
+    An operation timed at the target P is reported as measured, never as extrapolated."""
     ok = frame[frame["status"] == "ok"]
     fits = []
     for op, g in ok.groupby("op"):
@@ -50,12 +53,10 @@ def analyse(frame: pd.DataFrame) -> dict[str, Any]:
     p_target = TARGET_SPEC.num_params
     extrap: dict[str, Any] = {"params": p_target, "label": "extrapolation from fitted power laws",
                               "newton_bytes": newton_bytes(p_target)}
-    by_op = {r["op"]: (r["exponent"], r["log_intercept"]) for r in fits}
-    for op, fit in by_op.items():
-        extrap[f"{op}_s"] = predict(fit, p_target)
-    if "hessian" in by_op and "solve" in by_op:
-        extrap["newton_step_from_parts_s"] = extrap["hessian_s"] + extrap["solve_s"]
     measured_target = ok[ok["params"] == p_target].set_index("op")["median_s"].to_dict()
+    for r in fits:
+        if r["op"] not in measured_target:
+            extrap[f"{r['op']}_s"] = predict((r["exponent"], r["log_intercept"]), p_target)
     return {
         "fits": fit_frame, "ratios": ratios.reset_index(),
         "wall": {"predicted_params": wall_pred, "usable_bytes": usable,
@@ -63,7 +64,7 @@ def analyse(frame: pd.DataFrame) -> dict[str, Any]:
                  "first_not_run": (newton_not.sort_values("params").iloc[0][
                      ["params", "status", "reason"]].to_dict() if len(newton_not) else None)},
         "extrapolation": extrap, "measured_at_target": measured_target,
-        "extrapolation_table": extrapolation_table(frame),
+        "extrapolation_table": extrapolation_table(frame, p_target, peak),
         "solve_slopes": local_slopes(frame, "solve"),
     }
 
@@ -94,70 +95,12 @@ def wall_table(frame: pd.DataFrame, info: dict[str, Any],
     return pd.DataFrame(rows)
 
 
-def _largest(ok: pd.DataFrame, op: str) -> tuple[int, float] | None:
-    g = ok[ok["op"] == op].sort_values("params")
-    return (int(g["params"].iloc[-1]), float(g["median_s"].iloc[-1])) if len(g) else None
-
-
 def local_slopes(frame: pd.DataFrame, op: str) -> list[tuple[int, float]]:
     """d log t / d log P between consecutive measured points of ``op``: (upper P, slope)."""
     g = frame[(frame["status"] == "ok") & (frame["op"] == op)].sort_values("params")
     pts = list(zip(g["params"], g["median_s"], strict=True))
     return [(int(b[0]), math.log(b[1] / a[1]) / math.log(b[0] / a[0]))
             for a, b in zip(pts, pts[1:], strict=False)]
-
-
-def extrapolation_table(frame: pd.DataFrame, p_target: int = TARGET_SPEC.num_params
-                        ) -> pd.DataFrame:
-    """Seconds of the Hessian, the dense solve and a Newton step at ``p_target``, each by a
-    physically grounded model and by the fitted power law, side by side (one row each:
-    quantity, seconds, kind, method). Physical models:
-
-    * Hessian = P HVPs at the HVP time measured at ``p_target`` (an upper bound: vmap
-      batches the HVPs), and that bound scaled by vmap's measured advantage
-      (Hessian / (P·HVP)) at the largest measured point;
-    * solve = P³/3 flop at the dense-solve rate measured at its largest point (the rate
-      still climbs there, so this is a lower bound on the rate's ceiling: an upper bound
-      in time only if the rate keeps rising);
-    * Newton step = Hessian + solve of the same kind.
-    """
-    ok = frame[frame["status"] == "ok"]
-    rows: list[dict[str, Any]] = []
-
-    def add(quantity: str, seconds: float, kind: str, method: str) -> None:
-        rows.append({"quantity": quantity, "seconds": seconds, "kind": kind,
-                     "method": method, "params": p_target})
-
-    fits = {op: fit_power_law(list(zip(g["params"], g["median_s"], strict=True)))
-            for op, g in ok.groupby("op")}
-    for op in ("hessian", "solve", "newton_step"):
-        if fits.get(op):
-            k = fits[op][0]
-            add(op, predict(fits[op], p_target), "fitted power law",
-                f"P^{k:.2f} through the {fits[op][3]} largest measured points")
-    hvp_target = ok[(ok["op"] == "hvp_fwdrev") & (ok["params"] == p_target)]["median_s"]
-    hess, hvp = _largest(ok, "hessian"), None
-    phys: dict[str, list[tuple[float, str]]] = {"hessian": [], "solve": []}
-    if len(hvp_target):
-        t_hvp = float(hvp_target.iloc[0])
-        phys["hessian"].append((p_target * t_hvp, "P x HVP measured at the target (loop)"))
-        hvp = ok[(ok["op"] == "hvp_fwdrev")].set_index("params")["median_s"]
-        if hess and hess[0] in hvp.index:
-            adv = hess[1] / (hess[0] * float(hvp[hess[0]]))
-            phys["hessian"].append((adv * p_target * t_hvp, f"P x HVP at the target x vmap's "
-                                    f"measured Hessian/(P·HVP) = {adv:.3f} at P={hess[0]:,}"))
-    solve = _largest(ok, "solve")
-    if solve:
-        rate = solve[0] ** 3 / 3 / solve[1]
-        phys["solve"].append((p_target**3 / 3 / rate, f"P³/3 flop at {rate / 1e9:.1f} GFLOP/s "
-                              f"measured at P={solve[0]:,}"))
-    for op, items in phys.items():
-        for seconds, method in items:
-            add(op, seconds, "physical model", method)
-    for h_s, h_m in phys["hessian"]:
-        for s_s, _ in phys["solve"]:
-            add("newton_step", h_s + s_s, "physical model", f"hessian ({h_m}) + solve")
-    return pd.DataFrame(rows, columns=["quantity", "seconds", "kind", "method", "params"])
 
 
 def report_text(analysis: dict[str, Any]) -> str:
@@ -184,24 +127,16 @@ def report_text(analysis: dict[str, Any]) -> str:
                      f"{f['reason']})")
     table = analysis.get("extrapolation_table")
     if table is not None and len(table):
-        lines.append("extrapolation to P = 9,111,001 (range over methods):")
-        for q, g in table.groupby("quantity", sort=False):
-            lines.append(f"  {q:<12} {human_seconds(g['seconds'].min())} .. "
-                         f"{human_seconds(g['seconds'].max())}")
-            for _, r in g.iterrows():
-                lines.append(f"    {human_seconds(r['seconds']):>12}  {r['kind']}: "
-                             f"{r['method']}")
+        lines.append(f"P = {TARGET_SPEC.num_params:,}: measured, or extrapolated (bound, model):")
+        for _, r in table.iterrows():
+            flag = "" if r["status"] == "ok" else f"  [{r['status']}]"
+            lines.append(f"  {r['quantity']:<14} {human_seconds(r['seconds']):>12}  "
+                         f"{r['bound']}: {r['model']}{flag}")
     if analysis.get("solve_slopes"):
         lines.append("dense solve local slope d log t / d log P: " + ", ".join(
             f"{k:.2f} (to P={p:,})" for p, k in analysis["solve_slopes"]))
     e = analysis["extrapolation"]
-    lines.append(f"P = {e['params']:,} ({e['label']}):")
-    lines.append(f"  Newton step memory {format_bytes(e['newton_bytes'])}")
-    for key in ("hessian_s", "solve_s", "newton_step_from_parts_s", "grad_s", "sgd_step_s"):
-        if key in e:
-            lines.append(f"  {key[:-2]:<24} {human_seconds(e[key])}")
-    for op, t in analysis["measured_at_target"].items():
-        lines.append(f"  measured {op:<15} {human_seconds(t)}")
+    lines.append(f"  Newton step memory {format_bytes(e['newton_bytes'])} (memory model)")
     return "\n".join(lines)
 
 

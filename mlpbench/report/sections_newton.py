@@ -39,36 +39,46 @@ def newton_section(d: ReportData) -> Section:
         if len(info["ratios"]):
             s.table(f"HVP / gradient time on {mid}, measured (×)", info["ratios"],
                     name=f"hvp-ratios-{mid}")
-        rows = [{"quantity": "Newton step memory (Hessian + factor)",
-                 "bytes": e["newton_bytes"], "seconds": None, "kind": "memory model"}]
-        for key, label in (("hessian_s", "Hessian build"), ("solve_s", "dense solve"),
-                           ("newton_step_from_parts_s", "one Newton step"),
-                           ("grad_s", "one gradient"), ("sgd_step_s", "one SGD step")):
-            if key in e:
-                rows.append({"quantity": label, "bytes": None, "seconds": e[key],
-                             "kind": "EXTRAPOLATION from fitted power laws"})
-        for op, t in info["measured_at_target"].items():
-            rows.append({"quantity": op, "bytes": None, "seconds": t, "kind": "measured"})
-        rows = pd.DataFrame(rows)
-        rows.insert(3, "readable", [human_seconds(v) if pd.notna(v) else format_bytes(b)
-                                    for v, b in zip(rows["seconds"], rows["bytes"],
-                                                    strict=True)])
-        s.table(f"P = {TARGET_SPEC.num_params:,} (d=100, n_h=1000, L=10) on {mid}", rows,
+        ext = _extrapolation(d, mid_raw, info)
+        s.table(f"P = {TARGET_SPEC.num_params:,} (d=100, n_h=1000, L=10) on {mid}: the "
+                "Newton step's memory (model) and what was measured at that P",
+                _target_rows(e["newton_bytes"], info["measured_at_target"]),
                 name=f"target-{mid}")
-        ext = info.get("extrapolation_table")
         if ext is not None and len(ext):
             ext = ext.assign(readable=[human_seconds(v) for v in ext["seconds"]])
-            s.table(f"EXTRAPOLATED to P = {TARGET_SPEC.num_params:,} on {mid}: each quantity "
-                    "from the physical model (measured rates × operation counts) and from the "
-                    "fitted power law — the summary's range spans both",
-                    ext[[c for c in ("quantity", "kind", "method", "seconds", "readable")
-                         if c in ext]], name=f"extrapolation-{mid}")
+            s.table(f"EXTRAPOLATED to P = {TARGET_SPEC.num_params:,} on {mid}: each row's "
+                    "bound (lower bound, upper or central estimate, fitted law), model and "
+                    "inputs; a fitted law below a lower bound is marked rejected; the summary's "
+                    "range is the Newton step's lower bound to its upper estimate",
+                    ext[[c for c in ("quantity", "bound", "readable", "seconds", "model",
+                                     "inputs", "status") if c in ext]],
+                    name=f"extrapolation-{mid}")
     conv = d.runs.get("newton_convergence")
     if conv is not None:
         s.table("Convergence per unit of cost (teacher–student, median over seeds; grad_equiv "
                 "= gradient evaluations + measured HVP/grad ratio × HVPs)", conv,
                 name="newton-convergence")
     return s
+
+
+def _extrapolation(d: ReportData, mid: str, info: dict) -> pd.DataFrame | None:
+    """The stored extrapolation of machine ``mid`` when it carries bounds, else the one
+    re-derived from its cost table."""
+    stored = d.runs.get("newton_extrapolation")
+    if stored is not None and {"bound", "machine_id"} <= set(stored):
+        rows = stored[stored["machine_id"] == mid]
+        if len(rows):
+            return rows
+    return info.get("extrapolation_table")
+
+
+def _target_rows(newton_bytes: int, measured: dict[str, float]) -> pd.DataFrame:
+    rows = [{"quantity": "Newton step memory (Hessian + factor)", "readable":
+             format_bytes(newton_bytes), "bytes": newton_bytes, "seconds": None,
+             "kind": "memory model"}]
+    rows += [{"quantity": op, "readable": human_seconds(t), "bytes": None, "seconds": t,
+              "kind": "measured"} for op, t in measured.items()]
+    return pd.DataFrame(rows)
 
 
 def _size_key(text: str) -> float:
