@@ -32,6 +32,7 @@ from mlpbench.problems.runner import RunSettings
 from mlpbench.results import RunFolder, Study
 from mlpbench.studies.minima_classify import classify, end_point_class, polish_many
 from mlpbench.studies.minima_engine import layer_shapes, train_many
+from mlpbench.studies.minima_resolve import resolve_many
 
 KEY = ["problem", "optimizer", "budget", "seed"]
 INT_COLUMNS = ["seed", "batch", "step_limit", "steps", "dead_units"]
@@ -53,6 +54,9 @@ class MinimaConfig:
     patience: int = 20  # evaluations (2,000 steps) without progress before 'converged'
     stall_tol: float = 1e-4
     polish_iter: int = 30  # Levenberg–Marquardt iterations of the fp64 polish (at most)
+    #: end points the short polish leaves unresolved are polished further: fp64 L-BFGS-B
+    #: for up to this many iterations, then Levenberg–Marquardt (0: keep the short polish)
+    resolve_iter: int = 5000
     data_seed: int = 0
 
     def __post_init__(self) -> None:
@@ -115,8 +119,15 @@ def _chunk_rows(problem: str, batch: int | None, cfg: MinimaConfig, pairs: list[
     flat = [sn for per in snaps for sn in per]
     _save_thetas(out_dir, f"{problem}_batch-{batch or 'full'}_seed-{pairs[0][0]}"
                  f"_lr-{pairs[0][1]:g}", pairs, names, flat)
-    polished = polish_many(w, np.stack([sn.theta for sn in flat]), layer_shapes(
-        w.make_model(0)), max_iter=cfg.polish_iter)
+    shapes = layer_shapes(w.make_model(0))
+    polished = polish_many(w, np.stack([sn.theta for sn in flat]), shapes,
+                           max_iter=cfg.polish_iter)
+    stuck = [k for k, (p, sn) in enumerate(zip(polished, flat, strict=True))
+             if sn.status != "diverged" and end_point_class(p) == "unresolved"]
+    if stuck and cfg.resolve_iter:
+        for k, p in zip(stuck, resolve_many(w, np.stack([flat[k].theta for k in stuck]),
+                                            shapes, lbfgs_iter=cfg.resolve_iter), strict=True):
+            polished[k] = p
     per_step = 1.0 if batch is None else min(batch, w.n_train) / w.n_train
     rows = []
     for k, sn in enumerate(flat):
