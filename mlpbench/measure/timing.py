@@ -140,6 +140,25 @@ def measure(fn: Callable[[], object], *, device: torch.device | str = "cpu",
     return Measurement(times=tuple(times), number=number, label=label)
 
 
+def time_once(fn: Callable[[], object], *, setup: Callable[[], object] | None = None,
+              device: torch.device | str = "cpu", include_setup: bool = False,
+              clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds of one call of ``fn`` (device synchronized around it): a cold first call, or
+    one sample of an operation too slow to repeat. ``setup`` runs first, on the clock only
+    with ``include_setup`` (a compiled forward compiles there)."""
+    dev = torch.device(device)
+    synchronize(dev)
+    if setup is not None and not include_setup:
+        setup()
+        synchronize(dev)
+    start = clock()
+    if setup is not None and include_setup:
+        setup()
+    fn()
+    synchronize(dev)
+    return clock() - start
+
+
 @dataclass(frozen=True)
 class Interleaved:
     """A measurement taken in rounds alternating with a reference (the matmul yardstick):

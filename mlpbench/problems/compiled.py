@@ -11,15 +11,13 @@ row with the reason, as :func:`mlpbench.measure.memory.guarded` records it.
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 import torch
 
-from mlpbench.devices import synchronize
 from mlpbench.measure.contention import Probe, reasons
 from mlpbench.measure.memory import cuda_peak, guarded
-from mlpbench.measure.timing import TimerConfig, measure, measure_interleaved
+from mlpbench.measure.timing import TimerConfig, measure, measure_interleaved, time_once
 from mlpbench.measure.yardstick import Yardstick, paired_fraction
 from mlpbench.problems.modes import cache_hits
 from mlpbench.problems.phases import Bench, phase_callable, phase_flops
@@ -27,13 +25,7 @@ from mlpbench.problems.phases import Bench, phase_callable, phase_flops
 
 def first_call(fn, setup, device) -> float:
     """Seconds of one cold call (setup included: a compiled forward compiles there)."""
-    synchronize(device)
-    start = time.perf_counter()
-    if setup is not None:
-        setup()
-    fn()
-    synchronize(device)
-    return time.perf_counter() - start
+    return time_once(fn, setup=setup, device=device, include_setup=True)
 
 
 def _root_cause(exc: Exception) -> Exception:

@@ -16,7 +16,6 @@ Newton wall and the extrapolation to P = 9,111,001 are computed from the stored 
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -28,7 +27,6 @@ from mlpbench.devices import (
     describe_hardware,
     device_skip_reason,
     resolve_device,
-    synchronize,
     threads,
     usable_memory_bytes,
 )
@@ -38,7 +36,7 @@ from mlpbench.measure.contention import Probe
 from mlpbench.measure.contention import columns as contention_columns
 from mlpbench.measure.memory import cuda_peak, guarded, host_peak, over_budget
 from mlpbench.measure.second_order import hessian_chunk
-from mlpbench.measure.timing import Measurement, TimerConfig, measure
+from mlpbench.measure.timing import Measurement, TimerConfig, measure, time_once
 from mlpbench.models import build_torch
 from mlpbench.optimizers import memory_model
 from mlpbench.optimizers.newton import block_budget, newton_bytes, require_newton_fits
@@ -219,23 +217,13 @@ def _run_op(op, spec, x, y, cfg, state, usable, timed, device) -> dict[str, Any]
     return out
 
 
-def _timed_call(op: TimedOp, device) -> float:
-    if op.setup is not None:
-        op.setup()
-    synchronize(device)
-    start = time.perf_counter()
-    op.fn()
-    synchronize(device)
-    return time.perf_counter() - start
-
-
 def _measure_op(op: TimedOp, device, cfg: CostConfig):
     """Slow operations (> 1 s per call) keep one sample: the second call, since the first
     pays one-time start-up costs (kernel selection, torch.func tracing); fast ones go
     through :func:`measure` (warm-up, then samples to budget). Every call starts from the
     same parameters (``op.setup``, off the clock)."""
-    if _timed_call(op, device) > 1.0:
-        second = _timed_call(op, device)
+    if time_once(op.fn, setup=op.setup, device=device) > 1.0:
+        second = time_once(op.fn, setup=op.setup, device=device)
         if second > 1.0:
             return Measurement(times=(second,), warnings=("single sample (slow operation)",))
     return measure(op.fn, device=device, config=cfg.timer, setup=op.setup)
