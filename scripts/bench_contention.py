@@ -10,7 +10,7 @@ times each, with ``--retries 0`` so that every flag is seen as measured. Then, p
 * among rows whose median time is inflated by more than 20% over the quiet median: the share
   flagged.
 
-With ``--overhead`` it also times the default preset with and without the interleaved
+With ``--overhead N`` it also times the default preset with and without the interleaved
 yardstick (``--no-yardstick``), alternating, to state what pairing costs.
 
 Writes ``<out>/runs/<condition>/rep<k>/`` (the sweeps), ``contention_rows.csv``,
@@ -89,8 +89,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--overhead", action="store_true",
-                    help="also time the default preset with and without the yardstick")
+    ap.add_argument("--overhead", type=int, default=0, metavar="N",
+                    help="also time the default preset N times with and without the yardstick")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     from mlpbench.devices import describe_hardware
@@ -111,7 +111,7 @@ def main() -> int:
     summary.to_csv(args.out / "contention_summary.csv", index=False)
     overhead = []
     if args.overhead:
-        for rep in range(2):
+        for rep in range(args.overhead):
             for mode, extra in (("paired", []), ("unpaired", ["--no-yardstick"])):
                 out = args.out / "overhead" / f"{mode}{rep}"
                 info = sweep(out, 0, extra, preset="default")
