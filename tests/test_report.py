@@ -165,4 +165,9 @@ def test_machine_vs_machine_section(runs, tmp_path):
     section = html.split('id="compare"')[1].split("</section>")[0]
     assert "Only one machine" not in section
     assert "second-box" in section and "Seconds per machine" in section
-    assert len(_images(section)) == 1
+    pairs = json.loads(section.split("id='pairs-data'>")[1].split("</script>")[0])
+    # every time doubled: the second box runs at exactly half the speed, over every benchmark
+    half = [p for p in pairs if p["m"] == "second-box" and p["r"] != "second-box"]
+    assert len(half) == 1 and half[0]["g"] == pytest.approx(0.5)
+    assert half[0]["n"] > 10
+    assert 'id="ref-select"' in section or "id='ref-select'" in section

@@ -73,7 +73,7 @@ def scaling_efficiency(data: pd.DataFrame, *, ax=None):
     ax.set(xscale="log", xlabel="world size (workers)", ylabel="scaling efficiency (1 = ideal)",
            title="DDP scaling efficiency (dashed: ring-model projection)")
     _world_ticks(ax, data)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return ax
 
 
@@ -85,7 +85,7 @@ def comm_share(data: pd.DataFrame, *, ax=None):
            ylabel="communication share of step time",
            title="Exposed all-reduce time / step time (dashed: projection)")
     _world_ticks(ax, data)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return ax
 
 

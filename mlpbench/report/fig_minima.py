@@ -52,10 +52,10 @@ def minima_fractions(data: pd.DataFrame, *, cls: str = "global", problem: str | 
         for x, c, r in zip(xs, counts, sub["runs"], strict=True):
             if np.isfinite(c):  # the count itself: a zero bar is not a missing bar
                 ax.annotate(f"{int(c)}/{int(r)}", (x, 0), xytext=(0, 2),
-                            textcoords="offset points", ha="center", fontsize=6.5)
+                            textcoords="offset points", ha="center", fontsize=9)
     n = int(d["runs"].min())
     top = float(np.nanmax(d[f"{cls}_hi"].to_numpy(float))) if len(d) else 1.0
     ax.set(ylim=(0, min(1.0, max(0.1, top * 1.25))), xlabel=f"optimizer ({budget} budget)",
            ylabel=f"fraction '{cls}' (of {n} inits)", title=problem)
-    ax.legend(title="learning rate η", frameon=False, fontsize=8)
+    ax.legend(title="learning rate η", frameon=False, fontsize=9)
     return ax
