@@ -172,7 +172,7 @@ def html_table(frame: pd.DataFrame, max_rows: int | None = None, name: str = "ta
         body.append("<tr>" + "".join(cells) + "</tr>")
     more = (f"<p class='more'>{len(frame) - len(shown):,} more rows in the CSV.</p>"
             if len(frame) > len(shown) else "")
-    same = "; ".join(f"{header(c)}: {column_format(frame[c], str(c))(frame[c].iloc[0])}"
+    same = "; ".join(f"{header(c)}: {column_format(frame[c], str(c))(frame[c].iloc[0]) or '–'}"
                      for c in const)
     same = f"<p class='same'>Same in every row — {html.escape(same)}</p>" if same else ""
     slug = "".join(ch if ch.isalnum() else "-" for ch in name.lower())[:60].strip("-")

@@ -130,7 +130,9 @@ def machines_compare_section(d: ReportData) -> Section:
                    "changed above. Repeated points of one machine are reduced to their "
                    "median; asv values are the latest commit per machine.")
     show = rank.assign(machine=rank["machine"].map(lambda m: labels.get(m, m)),
-                       reference=rank["reference"].map(lambda m: labels.get(m, m)))
+                       reference=rank["reference"].map(lambda m: labels.get(m, m))).rename(
+        columns={"ci_low": "95% interval low (×)", "ci_high": "95% interval high (×)",
+                 "benchmarks": "benchmarks in common"})
     s.table(f"Ranking: geometric-mean speedup over {labels.get(ref, ref)} (95% interval, "
             "benchmarks in common), fastest first", show, name="machine-ranking")
     if n_machines >= 3:
