@@ -169,5 +169,5 @@ def test_machine_vs_machine_section(runs, tmp_path):
     # every time doubled: the second box runs at exactly half the speed, over every benchmark
     half = [p for p in pairs if p["m"] == "second-box" and p["r"] != "second-box"]
     assert len(half) == 1 and half[0]["g"] == pytest.approx(0.5)
-    assert half[0]["n"] > 10
+    assert half[0]["n"] == (frame["status"] == "ok").sum() > 0  # every point is shared
     assert 'id="ref-select"' in section or "id='ref-select'" in section
