@@ -66,10 +66,18 @@ def _details(d: ReportData) -> str:
     return "".join(items)
 
 
+#: statements whose table carries its own anchor (``t-<name>``); the others link the section
+_TABLE_ANCHORS = {"peak", "optimizer", "machines"}
+
+
+def _anchor(st: dict) -> str:
+    return f"t-{st['table']}" if st["key"] in _TABLE_ANCHORS else st["section"]
+
+
 def summary_section(d: ReportData) -> Section:
     s = Section("summary", "Summary")
     lis = "".join(f"<li data-card='{st['key']}'><b>{html.escape(st['topic'])}</b>: "
-                  f"{html.escape(st['text'])} <a href='#{st['section']}'>→ evidence</a></li>"
+                  f"{html.escape(st['text'])} <a href='#{_anchor(st)}'>→ evidence</a></li>"
                   for st in card_statements(d))
     s.html = (f"<div class=\"card\" id=\"summary-card\"><ul class='five'>{lis}</ul></div>"
               f"<div class='details'>{_details(d)}</div>")
