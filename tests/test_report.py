@@ -165,4 +165,33 @@ def test_machine_vs_machine_section(runs, tmp_path):
     section = html.split('id="compare"')[1].split("</section>")[0]
     assert "Only one machine" not in section
     assert "second-box" in section and "Seconds per machine" in section
-    assert len(_images(section)) == 1
+    pairs = json.loads(section.split("id='pairs-data'>")[1].split("</script>")[0])
+    # every time doubled: the second box runs at exactly half the speed, over every benchmark
+    half = [p for p in pairs if p["m"] == "second-box" and p["r"] != "second-box"]
+    assert len(half) == 1 and half[0]["g"] == pytest.approx(0.5)
+    assert half[0]["n"] == (frame["status"] == "ok").sum() > 0  # every point is shared
+    assert 'id="ref-select"' in section or "id='ref-select'" in section
+
+
+def test_three_machines_pairwise_ratios_and_heatmap(runs, tmp_path):
+    frame = pd.read_csv(runs / "sweep" / "sweep.csv")
+    dirs = []
+    for name, scale in (("box-1", 1.0), ("box-2", 2.0), ("box-4", 4.0)):
+        (tmp_path / name).mkdir()
+        frame.assign(machine_id=name, median_s=frame["median_s"] * scale).to_csv(
+            tmp_path / name / "sweep.csv", index=False)
+        dirs.append(str(tmp_path / name))
+    html = build_report(None, dirs, tmp_path / "m.html").read_text()
+    section = html.split('id="compare"')[1].split("</section>")[0]
+    pairs = {(p["m"], p["r"]): p["g"] for p in
+             json.loads(section.split("id='pairs-data'>")[1].split("</script>")[0])}
+    # seconds ×1, ×2, ×4: every ordered pair's ratio is the inverse ratio of the scales
+    for (a, sa), (b, sb) in [((a, sa), (b, sb)) for a, sa in (("box-1", 1), ("box-2", 2),
+                                                              ("box-4", 4))
+                             for b, sb in (("box-1", 1), ("box-2", 2), ("box-4", 4))]:
+        assert pairs[(a, b)] == pytest.approx(sb / sa)
+    assert "id='t-machine-heatmap'" in section and "id='t-machine-pairs'" in section
+    assert section.count("<option") == 3
+    card = html.split('id="summary-card"')[1].split("</ul>")[0]
+    assert "fastest of 3 machines: box-1" in card and "slowest: box-4" in card
+    assert "0.25×" in card

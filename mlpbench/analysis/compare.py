@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from mlpbench.point import with_defaults
 
@@ -116,3 +117,77 @@ def geomean_ratios(wide: pd.DataFrame) -> pd.DataFrame:
                              "geomean_speedup": float(np.exp(np.log(r).mean())),
                              "benchmarks": int(r.size)})
     return pd.DataFrame(rows, columns=["group", "machine", "geomean_speedup", "benchmarks"])
+
+
+def comparable(sweep: pd.DataFrame | None, asv: pd.DataFrame,
+               identities: pd.DataFrame) -> pd.DataFrame:
+    """Every benchmark of every machine as ``benchmark, group, machine, value``: the sweep's
+    medians, and asv's time benchmarks when every asv machine's latest results come from one
+    commit; each name mapped to its identity (a run id and its asv name are one machine)."""
+    parts = []
+    if sweep is not None and "median_s" in sweep:
+        parts.append(sweep_long(sweep))
+    if not asv.empty and "commit" in asv:
+        latest = asv.sort_values("date").groupby("machine")["commit"].last().dropna()
+        if latest.nunique() <= 1:
+            parts.append(asv_long(asv))
+    long = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=["benchmark", "group", "machine", "value"])
+    same = dict(zip(identities["name"], identities["identity"], strict=True)) \
+        if len(identities) else {}
+    return long.assign(machine=long["machine"].map(
+        lambda m: same.get(m, m).removeprefix("asv:")))
+
+
+def _geo_interval(logs: np.ndarray) -> tuple[float, float, float]:
+    """Geometric mean of ratios and its 95% Student-t interval (on the log ratios)."""
+    mean = float(logs.mean())
+    if logs.size < 2:
+        return float(np.exp(mean)), float("nan"), float("nan")
+    half = stats.t.ppf(0.975, logs.size - 1) * stats.sem(logs)
+    half = 0.0 if not np.isfinite(half) else float(half)
+    return float(np.exp(mean)), float(np.exp(mean - half)), float(np.exp(mean + half))
+
+
+def pairwise(wide: pd.DataFrame) -> pd.DataFrame:
+    """Every ordered pair of machines: the geometric mean over their shared benchmarks of
+    ``reference seconds / machine seconds`` (> 1: ``machine`` is faster), its 95% interval and
+    the count in common. ``wide`` has one column of seconds per machine (as ``compare_wide``
+    before its speedup columns)."""
+    machines = [c for c in wide.columns if c not in ("group", "benchmark")
+                and not str(c).startswith("speedup ")]
+    logs = np.log(wide[machines].to_numpy(float))
+    rows = []
+    for i, ref in enumerate(machines):
+        for j, m in enumerate(machines):
+            d = logs[:, i] - logs[:, j]
+            d = d[np.isfinite(d)]
+            if d.size:
+                geo, lo, hi = _geo_interval(d)
+                rows.append({"machine": m, "reference": ref, "geomean_speedup": geo,
+                             "ci_low": lo, "ci_high": hi, "benchmarks": int(d.size)})
+    return pd.DataFrame(rows, columns=["machine", "reference", "geomean_speedup", "ci_low",
+                                       "ci_high", "benchmarks"])
+
+
+def default_reference(wide: pd.DataFrame) -> str:
+    """The reference machine: the one measured on the most benchmarks (first on ties)."""
+    machines = [c for c in wide.columns if c not in ("group", "benchmark")
+                and not str(c).startswith("speedup ")]
+    return str(wide[machines].notna().sum().idxmax())
+
+
+def ranking(pairs: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Machines ranked by geometric-mean speedup over ``reference`` (fastest first)."""
+    r = pairs[pairs["reference"] == reference]
+    return r.sort_values("geomean_speedup", ascending=False, ignore_index=True)
+
+
+def heatmap(wide: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Machines × benchmark groups: geometric-mean speedup over ``reference`` per group."""
+    machines = [c for c in wide.columns if c not in ("group", "benchmark")
+                and not str(c).startswith("speedup ")]
+    ratio = np.log(wide[reference].to_numpy(float))[:, None] - np.log(
+        wide[machines].to_numpy(float))
+    frame = pd.DataFrame(ratio, columns=machines).assign(group=wide["group"].to_numpy())
+    return np.exp(frame.groupby("group").mean()).T

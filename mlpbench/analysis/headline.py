@@ -13,12 +13,12 @@ from typing import Any
 
 import pandas as pd
 
+from mlpbench.analysis.card import best_points, compile_series, mode_comparison, point_medians
 from mlpbench.analysis.convergence import aggregate
 from mlpbench.analysis.crossover import crossover
 from mlpbench.analysis.modes import over_runs
 from mlpbench.analysis.newton import analyse
 from mlpbench.analysis.newton_extrap import step_range
-from mlpbench.point import POINT_KEYS, with_defaults
 from mlpbench.problems.modes import peak_mode
 from mlpbench.spec import TARGET_SPEC
 from mlpbench.units import format_bytes, format_count, human_seconds
@@ -42,36 +42,31 @@ def _config(r: pd.Series) -> str:
 
 
 def sweep_facts(sweep: pd.DataFrame) -> list[Fact]:
-    """Fraction of peak (best, and at the 10^7 network), best configuration per phase, and
-    the crossover, per machine and device."""
-    ok = with_defaults(sweep[(sweep["status"] == "ok") & sweep["peak_fraction"].notna()])
+    """Fraction of peak (best, and at the 10^7 network), best configuration per phase (the
+    Throughput section's best-point table), and the crossover, per machine and device."""
+    ok = sweep[(sweep["status"] == "ok") & sweep["peak_fraction"].notna()]
     # repeated points (two runs of one machine) count once, at their median, as in the
     # report's throughput tables
-    keys = [k for k in ("machine_id", "phase", "params", *POINT_KEYS) if k in ok]
-    num = [c for c in ("gflops", "peak_fraction", "peak_gflops", "samples_per_s", "median_s")
-           if c in ok]
-    ok = ok.groupby(keys, as_index=False, dropna=False)[num].median()
+    ok = point_medians(ok) if len(ok) else ok
+    table = best_points(sweep)
     facts: list[Fact] = []
-    for (mid, dev), g in ok.groupby(["machine_id", "device"]):
+    for (mid, dev), g in (ok.groupby(["machine_id", "device"]) if len(ok) else []):
         torch_rows = g[g["framework"] == "torch"] if (g["framework"] == "torch").any() else g
-        best = torch_rows.loc[torch_rows["peak_fraction"].idxmax()]
-        facts.append(_fact(mid, dev, "fraction of peak",
-                           f"best {best['peak_fraction']:.0%} of the measured matmul peak "
-                           f"({best['peak_gflops']:,.0f} GFLOP/s), {best['phase']} at "
-                           f"{_config(best)}", "throughput"))
         at = torch_rows[torch_rows["params"] == TARGET_SPEC.num_params]
         if len(at):
             r = at.loc[at["peak_fraction"].idxmax()]
             facts.append(_fact(mid, dev, "fraction of peak",
                                f"at the 10^7 network: up to {r['peak_fraction']:.0%} "
                                f"({r['phase']}, B={int(r['batch'])})", "throughput"))
-        for phase, p in torch_rows.groupby("phase"):
-            r = p.loc[p["gflops"].idxmax()]
+        fw = torch_rows["framework"].iloc[0]
+        best = table[(table["machine_id"] == mid) & (table["device"] == dev)
+                     & (table["framework"] == fw)]
+        for r in best.itertuples():
+            r = pd.Series(r._asdict())
             facts.append(_fact(mid, dev, "best configuration",
-                               f"{phase}: {r['gflops']:,.0f} GFLOP/s "
-                               f"({r['peak_fraction']:.0%} of peak, "
-                               f"{r['samples_per_s']:,.0f} samples/s) at {_config(r)}",
-                               "throughput"))
+                               f"{r['phase']}: {r['peak_fraction']:.0%} of peak "
+                               f"({r['gflops']:,.0f} GFLOP/s, {r['samples_per_s']:,.0f} "
+                               f"samples/s) at {_config(r)}", "throughput"))
     cross = crossover(sweep)
     for _, r in cross.iterrows():
         where = ("never in this grid" if math.isnan(r["crossover_params"])
@@ -171,22 +166,17 @@ def modes_facts(runs: dict[str, pd.DataFrame]) -> list[Fact]:
     """torch.compile's speedup range over P, the thread efficiency and the precision speedup
     per machine (medians over runs)."""
     facts: list[Fact] = []
-    comp = _study(runs, "compile", "modes_compile")
-    for (mid, phase), g in (comp.groupby(["machine_id", "phase"]) if len(comp) else []):
-        g = g.sort_values("params")
-        lo, hi = g.loc[g["speedup"].idxmin()], g.loc[g["speedup"].idxmax()]
-        floor = g["speedup_min"] if "speedup_min" in g else g["speedup"]
-        n_runs = int(g["reps"].max()) if "reps" in g else 1
-        not_faster = g[~(floor > 1)]  # in some run not faster (or no value)
-        from_p = (g[g["params"] > not_faster["params"].max()]["params"].min()
-                  if len(not_faster) else g["params"].min())
-        every = f"in all {n_runs} runs " if n_runs > 1 else ""
-        where = (f"faster than eager {every}from P = {int(from_p):,}" if pd.notna(from_p)
-                 else f"no size where it was faster than eager {every}".rstrip())
-        facts.append(_fact(mid, str(g["device"].iloc[0]) if "device" in g else "",
-                           "torch.compile", f"{phase}: {lo['speedup']:.2f}× (P = "
-                           f"{int(lo['params']):,}) to {hi['speedup']:.2f}× (P = "
-                           f"{int(hi['params']):,}); {where}", "modes"))
+    series = compile_series(mode_comparison(runs, "compile", "modes_compile",
+                                            "modes_preset"))
+    for r in series.itertuples():
+        n = f"all {int(r.runs)} runs" if r.runs > 1 else "its one run"
+        where = ("faster than eager in " + n + " at some size" if r.best_floor > 1
+                 else "at no size faster than eager in " + n)
+        facts.append(_fact(r.machine_id, str(getattr(r, "device", "")), "torch.compile",
+                           f"{r.phase} (d={int(r.input_dim)}, L={int(r.depth)}, "
+                           f"B={int(r.batch)}, {int(r.threads)} thr): {r.speedup_low:.2f}× "
+                           f"to {r.speedup_high:.2f}× over {int(r.sizes)} sizes; {where}",
+                           "modes"))
     thr = _study(runs, "threads", "modes_threads")
     thr = thr[thr["threads"] > thr["base_threads"]] if "base_threads" in thr else \
         thr[thr["threads"] > 1] if len(thr) else thr

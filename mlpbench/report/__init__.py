@@ -10,8 +10,10 @@ needs no network. A section without data says so and names the command that prod
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Sequence
+from html import escape
 from pathlib import Path
 
 import jinja2
@@ -19,6 +21,7 @@ import jinja2
 from mlpbench.errors import UsageError
 from mlpbench.report.drawing import render_pending
 from mlpbench.report.page import ReportData, Section, load_data
+from mlpbench.report.provenance import silent_folders
 from mlpbench.report.sections import SECTIONS
 from mlpbench.results import atomic_write
 
@@ -44,6 +47,10 @@ def build_report(asv_results: str | os.PathLike | None, run_dirs: Sequence[str],
     figure) is shown on the page and, when ``failures`` is given, appended to it."""
     started = time.perf_counter()
     data = load_data(asv_results, run_dirs)
+    data.silent = silent_folders(run_dirs, data)  # named on the page and here
+    for line in data.silent:
+        print(f"mlpbench report: {line}", file=sys.stderr)
+        data.load_notes.append(escape(f"Not shown: {line}."))
     ids = {str(m) for f in data.runs.values() if "machine_id" in f
            for m in f["machine_id"].unique()}
     Section.machine_names = {m: data.machine_name(m) for m in ids}

@@ -110,7 +110,7 @@ def memory_needed(spec_curves: pd.DataFrame, limits: dict[str, int], *, ax=None)
     for j, (name, b) in enumerate(limits.items()):
         ax.axhline(b, color="black" if j == 0 else "#D55E00", lw=1.2, ls=":" if j else "-.")
         ax.annotate(f"{name}: {format_bytes(b)}", (spec_curves["params"].min(), b),
-                    xytext=(2, 3), textcoords="offset points", fontsize=8)
+                    xytext=(2, 3), textcoords="offset points", fontsize=9)
     ax.set(xscale="log", yscale="log", xlabel="parameters P",
            ylabel="bytes to train (memory model)")
     ticks = [2.0 ** k for k in range(10, 60, 10)]
@@ -148,7 +148,7 @@ def speedups(geo: pd.DataFrame, *, ax=None):
     ypos = np.arange(len(geo))
     colors = [series_style(i)["color"] for i in pd.factorize(geo["machine"])[0]]
     ax.barh(ypos, geo["geomean_speedup"], color=colors)
-    ax.set_yticks(ypos, labels, fontsize=8)
+    ax.set_yticks(ypos, labels, fontsize=9)
     ax.axvline(1.0, color="black", lw=1)
     ax.set(xscale="log", xlabel="geometric-mean speedup (× , > 1: faster than the reference)")
     hover(ax, geo["geomean_speedup"], ypos, [f"{g}: {s:.3g}× over {n} benchmarks"

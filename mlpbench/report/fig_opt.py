@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from mlpbench.analysis.curves import X_LABELS
-from mlpbench.report.style import MAX_SERIES, hover, new_axes, series_style
+from mlpbench.report.style import MAX_SERIES, hover, new_axes, optimizer_style, series_style
 
 #: optimizer families drawn in one panel (≤ MAX_SERIES each); others go to "other"
 FAMILIES = (("gradient descent", ("gd", "sgd", "momentum", "nesterov")),
@@ -50,9 +50,9 @@ def loss_grid(curves: dict[str, pd.DataFrame], *, target: float | None = None,
         c = curves[x]
         for k, (fam, members) in enumerate(cols):
             ax = axes[r, k]
-            for i, o in enumerate(members):
+            for o in members:
                 g = c[c["optimizer"] == o]
-                st = series_style(i)
+                st = optimizer_style(o)
                 ax.plot(g[x], g["median"], color=st["color"], linestyle=st["linestyle"],
                         lw=1.6, label=o)
                 ax.fill_between(g[x], g["q25"], g["q75"], color=st["color"], alpha=0.15, lw=0)
@@ -68,7 +68,7 @@ def loss_grid(curves: dict[str, pd.DataFrame], *, target: float | None = None,
                    xlabel=X_LABELS[x])
             if r == 0:
                 ax.set_title(fam, fontsize=10)
-                ax.legend(fontsize=7, loc="upper right", frameon=True)
+                ax.legend(fontsize=9, loc="upper right", frameon=True)
             if k == 0:
                 ax.set_ylabel(ylabel)
     return axes
@@ -84,9 +84,9 @@ def lr_panel(lr: pd.DataFrame):
     axes = np.atleast_1d(axes).reshape(2, n)
     for j in range(n):
         top, bottom = axes[0, j], axes[1, j]
-        for i, b in enumerate(bases[j * MAX_SERIES:(j + 1) * MAX_SERIES]):
+        for b in bases[j * MAX_SERIES:(j + 1) * MAX_SERIES]:
             g = lr[lr["base"] == b].sort_values("lr")
-            st = series_style(i)
+            st = optimizer_style(b)
             y = g["final_loss"].where(np.isfinite(g["final_loss"]))
             top.plot(g["lr"], y, label=b, lw=1.3, ms=5, **st)
             bottom.plot(g["lr"], g["success"], lw=1.3, ms=5, **st)
@@ -98,7 +98,7 @@ def lr_panel(lr: pd.DataFrame):
         top.set(xscale="log", yscale="log", ylabel="final train loss (median)")
         bottom.set(xscale="log", ylim=(-0.05, 1.05), xlabel="learning rate η",
                    ylabel="fraction of seeds at target")
-        top.legend(fontsize=7, loc="best")
+        top.legend(fontsize=9, loc="best")
     return axes
 
 
@@ -109,13 +109,13 @@ def profile(prof: pd.DataFrame, *, xlabel: str, ax=None):
     axes = np.atleast_1d(new_axes((3.9 * len(cols) + 0.9, 3.2), ncols=len(cols), sharey=True,
                                       margins=(0.85, 0.15, 0.6, 0.35)))
     for ax, (fam, members) in zip(axes, cols, strict=True):
-        for i, o in enumerate(members):
+        for o in members:
             g = prof[prof["optimizer"] == o]
-            st = series_style(i)
+            st = optimizer_style(o)
             ax.step(g["tau"], g["fraction"], where="post", color=st["color"],
                     linestyle=st["linestyle"], lw=1.6, label=o)
         ax.set(xscale="log", xlabel=xlabel, ylim=(-0.03, 1.03), title=fam)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=9, loc="lower right")
     axes[0].set_ylabel("fraction of workloads solved")
     return axes
 
@@ -167,7 +167,7 @@ def _cost_panel(ax, ok: pd.DataFrame, fits: pd.DataFrame, extrap: dict, wall: di
         ax.axvline(wall["predicted_params"], color="#D55E00", lw=2)
         ax.annotate(f"Newton wall\nP≈{wall['predicted_params']:,}",
                     (wall["predicted_params"], 0.02), xycoords=("data", "axes fraction"),
-                    xytext=(4, 0), textcoords="offset points", fontsize=8, color="#D55E00")
+                    xytext=(4, 0), textcoords="offset points", fontsize=9, color="#D55E00")
     ax.axvline(p_target, color="grey", lw=1, ls=":")
     ax.set(xscale="log", yscale="log", xlabel="parameters P (dotted: 10^7 network)")
-    ax.legend(fontsize=7, loc="upper left", title="op (fit exponent)", title_fontsize=7)
+    ax.legend(fontsize=9, loc="upper left", title="op (fit exponent)", title_fontsize=9)

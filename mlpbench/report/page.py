@@ -133,15 +133,36 @@ def csv_uri(frame: pd.DataFrame) -> str:
     return "data:text/csv;charset=utf-8;base64," + base64.b64encode(data).decode("ascii")
 
 
-def html_table(frame: pd.DataFrame, max_rows: int = 400, name: str = "table") -> str:
-    """A sortable, filterable HTML table with a CSV download of all its rows."""
+def header(name: Any) -> str:
+    """A column's header: its unit-bearing name, else the raw name in words (``base_median_s``
+    → "base median (s)")."""
+    name = str(name)
+    if name in HEADERS:
+        return HEADERS[name]
+    words = name.replace("_", " ")
+    return words[:-2] + " (s)" if words.endswith(" s") else words
+
+
+def constant_columns(frame: pd.DataFrame) -> list[str]:
+    """Columns with one value in every row (of a table of two or more rows): said once in
+    the caption, not repeated on every row."""
+    if len(frame) < 2:
+        return []
+    const = [c for c in frame.columns if frame[c].nunique(dropna=False) == 1]
+    return const[1:] if len(const) == len(frame.columns) else const
+
+
+def html_table(frame: pd.DataFrame, max_rows: int | None = None, name: str = "table") -> str:
+    """A sortable, filterable HTML table of every row (the page pages through them) with a
+    CSV download of all its rows; constant columns are stated once above it."""
     frame = frame.reset_index(drop=True)
-    shown = frame.head(max_rows)
+    const = constant_columns(frame)
+    shown = frame.drop(columns=const).head(max_rows) if max_rows else frame.drop(columns=const)
     fmts = {c: column_format(shown[c], str(c)) for c in shown.columns}
     text = {c: not (pd.api.types.is_numeric_dtype(shown[c])
                     or pd.api.types.is_bool_dtype(shown[c])) for c in shown.columns}
-    head = "".join(f"<th{' class=t' if text[c] else ''}>"
-                   f"{html.escape(HEADERS.get(str(c), str(c)))}</th>" for c in shown.columns)
+    head = "".join(f"<th tabindex='0'{' class=t' if text[c] else ''}>"
+                   f"{html.escape(header(c))}</th>" for c in shown.columns)
     body = []
     for row in shown.itertuples(index=False):
         cells = []
@@ -151,11 +172,15 @@ def html_table(frame: pd.DataFrame, max_rows: int = 400, name: str = "table") ->
             cells.append(f'<td{" class=t" if text[c] else ""} data-v="{raw}">'
                          f'{html.escape(fmts[c](v))}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
-    more = (f"<p class='more'>{len(frame) - max_rows:,} more rows in the CSV.</p>"
-            if len(frame) > max_rows else "")
+    more = (f"<p class='more'>{len(frame) - len(shown):,} more rows in the CSV.</p>"
+            if len(frame) > len(shown) else "")
+    same = "; ".join(f"{header(c)}: {column_format(frame[c], str(c))(frame[c].iloc[0]) or '–'}"
+                     for c in const)
+    same = f"<p class='same'>Same in every row — {html.escape(same)}</p>" if same else ""
     slug = "".join(ch if ch.isalnum() else "-" for ch in name.lower())[:60].strip("-")
-    return (f"<div class='tools'><input type='search' placeholder='filter rows' "
-            f"aria-label='filter rows'> <a download='{slug or 'table'}.csv' "
+    return (f"{same}<div class='tools' id='t-{slug or 'table'}'><input type='search' "
+            "placeholder='filter rows (all words)' aria-label='filter rows'> "
+            f"<a download='{slug or 'table'}.csv' "
             f"href='{csv_uri(frame)}'>CSV ({len(frame):,} rows)</a></div>"
             f"<div class='scroll'><table class='data sortable'><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table></div>{more}")
@@ -173,6 +198,8 @@ class ReportData:
     gates: pd.DataFrame = field(default_factory=pd.DataFrame)  # regression-gate verdicts
     #: what loading decided (e.g. runs of one machine kept apart): shown under Machines
     load_notes: list[str] = field(default_factory=list)
+    #: run folders (or tables below them) given that contributed nothing: named on the page
+    silent: list[str] = field(default_factory=list)
 
     def machine_name(self, machine_id: Any) -> str:
         """The name a machine is shown by (its asv name when one matches), with its id."""

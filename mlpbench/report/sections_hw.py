@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from mlpbench.analysis.card import best_points, point_medians
 from mlpbench.analysis.compare import machine_identities
 from mlpbench.analysis.crossover import crossover
-from mlpbench.point import POINT_KEYS, with_defaults
+from mlpbench.point import POINT_KEYS
 from mlpbench.report import fig_hw
 from mlpbench.report.page import ReportData, Section
 from mlpbench.results import CHECKED_METADATA
@@ -52,24 +53,7 @@ def _series(g: pd.DataFrame) -> pd.Series:
     return "L=" + g["depth"].astype(str) + ", B=" + g["batch"].astype(str)
 
 
-def _medians(ok: pd.DataFrame) -> pd.DataFrame:
-    """One row per machine and point: repeated points (two runs of one machine, resumed or
-    merged runs) collapse to their median — over their clean rows when they have any; a point
-    measured only on a busy machine keeps its ``contention`` reasons (drawn hollow)."""
-    keys = ["machine_id", *CHECKED_METADATA, *POINT_KEYS, "phase", "params"]
-    ok = with_defaults(ok)
-    keys = [k for k in keys if k in ok]
-    num = [c for c in ("median_s", "iqr_s", "gflops", "samples_per_s", "peak_fraction",
-                       "peak_fraction_lo", "peak_fraction_hi", "peak_gflops") if c in ok]
-    flag = (ok["contention"].fillna("").astype(str).str.strip() if "contention" in ok
-            else pd.Series("", index=ok.index))
-    ok = ok.assign(contention=flag, _clean=flag == "")
-    any_clean = ok.groupby(keys, dropna=False)["_clean"].transform("max")
-    ok = ok[ok["_clean"] | ~any_clean]
-    med = ok.groupby(keys, as_index=False, dropna=False)[num].median()
-    why = ok.groupby(keys, dropna=False)["contention"].agg(
-        lambda v: "; ".join(dict.fromkeys(x for x in v if x))).reset_index(drop=True)
-    return med.assign(contention=why.to_numpy())
+_medians = point_medians  # one definition, shared with the summary card
 
 
 def throughput_section(d: ReportData) -> Section:
@@ -88,8 +72,9 @@ def throughput_section(d: ReportData) -> Section:
                    "point for its configuration and spread.")
     eager = med[med["mode"] == "eager"] if "mode" in med else med
     if len(eager) < len(med):
-        s.notes.append("Figures show eager execution; compiled modes are in the table below and "
-                       "compared with eager under Execution modes.")
+        s.notes.append("Figures show eager execution; the best-point and all-points tables "
+                       "include every mode (compiled rows among them), compared with eager "
+                       "under Execution modes.")
     by = ["machine_id", "device", "framework", "dtype", "threads"]
     for (mid, dev, fw, dt, n), g in eager.groupby(by, dropna=False):
         g = g.assign(series=_series(g))
@@ -108,11 +93,8 @@ def throughput_section(d: ReportData) -> Section:
                        "(contention evidence: load, CPU share, context switches, steal, the "
                        "yardstick's spread): drawn hollow, the reason on hover, and left out of "
                        "the best-point table.")
-    best = (med[med["contention"] == ""].sort_values("peak_fraction", ascending=False)
-            .groupby(["machine_id", "device", "framework", "phase"]).head(1))
     s.table("Best point per machine, device, framework and phase (clean points only)",
-            best.sort_values(["machine_id", "device", "framework", "phase"]),
-            name="best-points")
+            best_points(sweep), name="best-points")
     fw_cmp = keras_overhead(eager)
     if len(fw_cmp):
         s.table("Keras (torch backend) over plain PyTorch: time ratio of the same network",

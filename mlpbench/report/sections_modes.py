@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mlpbench.analysis.modes import SETTING, over_runs
+from mlpbench.analysis.card import mode_comparison
 from mlpbench.report import fig_modes
 from mlpbench.report.page import ReportData, Section
 
@@ -18,20 +18,9 @@ _NOTE = ("Each comparison is made inside one run, where the two settings of a ne
 
 
 def comparison(d: ReportData, kind: str, *studies: str) -> pd.DataFrame:
-    """The study tables of ``kind`` plus the same comparison over the sweep rows, one row per
-    setting (a study's rows win over the same setting derived again from its sweeps)."""
-    parts = [d.runs[s] for s in studies if s in d.runs]
-    sweep = d.runs.get("sweep")
-    if sweep is not None and "median_s" in sweep:
-        parts.append(over_runs(sweep, kind))
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        return pd.DataFrame()
-    table = pd.concat(parts, ignore_index=True)
-    keys = [k for k in SETTING if k in table]
-    table = table.drop_duplicates(subset=keys).drop(columns=["run_dir"], errors="ignore")
-    return table.sort_values([k for k in ("machine_id", "phase", "params") if k in table],
-                             ignore_index=True)
+    """The study tables of ``kind`` plus the same comparison over the sweep rows (the summary
+    card reads the same table)."""
+    return mode_comparison(d.runs, kind, *studies)
 
 
 def _series(t: pd.DataFrame) -> pd.Series:

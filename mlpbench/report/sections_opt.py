@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
+from mlpbench.analysis.card import tuned_best
 from mlpbench.analysis.convergence import aggregate, lr_summary
 from mlpbench.analysis.curves import aggregate_curves, performance_profile
 from mlpbench.report import fig_opt
@@ -37,7 +38,9 @@ def _curves(d: ReportData, s: Section, conv: pd.DataFrame | None) -> None:
     s.notes.append("Loss curves: each seed is interpolated onto one common grid before the "
                    "median and quartiles are taken (a seed that stopped at the target holds "
                    "its last loss), so every point aggregates every seed. Line: median; band: "
-                   "25–75%; dotted: the target.")
+                   "25–75%; dotted: the target. Each optimizer keeps one colour, marker and dash in every "
+                   "figure; where two curves coincide (adam and adamw on these problems, often "
+                   "adagrad and rmsprop) the dash tells them apart and the hover lists both.")
     for w, g in traj.groupby("workload"):
         tgt = targets.get(w)
         curves = {x: aggregate_curves(g, x=x, log=x != "step") for x in xs}
@@ -69,8 +72,8 @@ def _lr(d: ReportData, s: Section) -> None:
         return
     if "seed" in lr:  # one row per run: aggregate here
         n = lr.groupby([k for k in ("workload", "base", "lr") if k in lr]).size()
-        lr, best = lr_summary(lr)
-        lr = lr.merge(n.rename("runs").reset_index(), how="left")
+        best = tuned_best(d.runs)  # the table the summary card's tuned winner comes from
+        lr = lr_summary(lr)[0].merge(n.rename("runs").reset_index(), how="left")
     else:
         best = d.runs.get("lr_best")
     lr = lr.assign(workload=lr["workload"] if "workload" in lr else "all")

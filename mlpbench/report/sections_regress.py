@@ -65,7 +65,7 @@ def history_figure(hist: pd.DataFrame, names: list[tuple[str, str]], machine: st
                                 f"({r.rel:.3g}× the oldest)" for r in g.itertuples()])
     ax.axhline(1.0, color="grey", lw=1, ls=":")
     ax.set_xticks(range(len(commits)), [str(c)[:8] for c in commits], rotation=30,
-                  fontsize=8)
+                  fontsize=9)
     ax.set(xlabel="commit (oldest → newest)", ylabel="value / oldest commit's (×)",
            yscale="log")
     legend_outside(ax, "benchmark")

@@ -31,9 +31,14 @@ def minima_section(d: ReportData) -> Section:
             part = summary[(summary["problem"] == problem) & (summary["budget"] == budget)]
             if part.empty:
                 continue
+            if "n_global" in part and part["n_global"].sum() == 0:
+                s.notes.append(f"{problem}, equal {budget}: none of the initialisations "
+                               "reached the global minimum in any setting; the bars show "
+                               "where they ended instead.")
             s.figure(f"{problem}, equal {'steps' if budget == 'steps' else 'gradient evaluations'}"
-                     ": fraction of initialisations reaching the global minimum",
-                     lambda p=problem, b=budget: fig_minima.minima_fractions(
+                     ": where the initialisations ended, every outcome class (hover a "
+                     "segment for its count; Wilson intervals in the table)",
+                     lambda p=problem, b=budget: fig_minima.minima_outcomes(
                          summary, problem=p, budget=b))
     s.table("Fractions per problem, budget and optimizer (95% Wilson bounds)",
             summary[[c for c in _MINIMA_COLS if c in summary]], name="minima-summary")

@@ -1,5 +1,7 @@
-"""The summary card at the top of the report: the headline facts per machine and device, each
-linking to the section that holds its evidence."""
+"""The summary card at the top of the report: five statements (fastest against peak, the
+Newton wall, the fastest optimizer at defaults and tuned, machine against machine, what was not
+measured), each generated from the table its section shows and linked to it; below, every
+headline fact per machine and device, collapsed."""
 
 from __future__ import annotations
 
@@ -7,9 +9,17 @@ import html
 
 import pandas as pd
 
-from mlpbench.analysis.compare import machine_identities
-from mlpbench.analysis.headline import headline
+from mlpbench.analysis.card import (
+    machine_statement,
+    missing_statement,
+    newton_statement,
+    optimizer_statement,
+    peak_statement,
+)
+from mlpbench.analysis.compare import pairwise
+from mlpbench.analysis.headline import headline, newton_facts
 from mlpbench.report.page import ReportData, Section
+from mlpbench.report.sections_compare import machine_labels, machine_table
 
 
 def gate_facts(gates: pd.DataFrame) -> pd.DataFrame:
@@ -29,24 +39,46 @@ def gate_facts(gates: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["machine", "device", "topic", "fact", "section"])
 
 
-def summary_section(d: ReportData) -> Section:
-    s = Section("summary", "Summary")
+def card_statements(d: ReportData) -> list[dict]:
+    """The five statements, each from the table its section shows."""
+    names = machine_labels(d)
+    wide = machine_table(d)
+    pairs = pairwise(wide) if len(wide) else pd.DataFrame(columns=["machine", "reference"])
+    cost = d.runs.get("newton_cost")
+    newton = newton_facts(cost) if cost is not None and len(cost) else []
+    return [peak_statement(d.runs, names), newton_statement(newton, names),
+            optimizer_statement(d.runs), machine_statement(pairs, names),
+            missing_statement(d.runs, getattr(d, "silent", []))]
+
+
+def _details(d: ReportData) -> str:
+    """Every headline fact per machine and device, collapsed."""
     facts = pd.concat([headline(d.runs), gate_facts(d.gates)], ignore_index=True)
-    names = dict(zip(*machine_identities(d.hardware, d.asv_machines)[["name", "identity"]]
-                     .T.to_numpy(), strict=True)) if d.hardware or d.asv_machines else {}
-    if facts.empty:
-        machines = ", ".join(sorted(d.asv_machines)) or "none"
-        s.html = ("<div class=\"card\" id=\"summary-card\"><p>Only asv results were given "
-                  f"(machines: {html.escape(machines)}): see the asv section.</p></div>")
-        return s
+    names = machine_labels(d)
     items = []
     for (machine, device), g in facts.groupby(["machine", "device"], sort=False):
-        label = names.get(machine, machine)
-        label = f"{label} ({machine})" if label != machine else machine
         lis = "".join(f"<li><b>{html.escape(r.topic)}</b>: {html.escape(r.fact)} "
                       f"<a href='#{r.section}'>→ {html.escape(r.section)}</a></li>"
                       for r in g.itertuples())
-        items.append(f"<div class='machine'><h3>{html.escape(label)} · "
-                     f"{html.escape(str(device))}</h3><ul>{lis}</ul></div>")
-    s.html = f"<div class=\"card\" id=\"summary-card\">{''.join(items)}</div>"
+        items.append(f"<details class='machine'><summary>{html.escape(names.get(machine, machine))}"
+                     f" · {html.escape(str(device))} ({len(g)} facts)</summary><ul>{lis}</ul>"
+                     "</details>")
+    return "".join(items)
+
+
+#: statements whose table carries its own anchor (``t-<name>``); the others link the section
+_TABLE_ANCHORS = {"peak", "optimizer", "machines"}
+
+
+def _anchor(st: dict) -> str:
+    return f"t-{st['table']}" if st["key"] in _TABLE_ANCHORS else st["section"]
+
+
+def summary_section(d: ReportData) -> Section:
+    s = Section("summary", "Summary")
+    lis = "".join(f"<li data-card='{st['key']}'><b>{html.escape(st['topic'])}</b>: "
+                  f"{html.escape(st['text'])} <a href='#{_anchor(st)}'>→ evidence</a></li>"
+                  for st in card_statements(d))
+    s.html = (f"<div class=\"card\" id=\"summary-card\"><ul class='five'>{lis}</ul></div>"
+              f"<div class='details'>{_details(d)}</div>")
     return s

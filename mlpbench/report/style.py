@@ -23,7 +23,9 @@ from matplotlib.ticker import (  # noqa: E402
     NullLocator,
 )
 
-sns.set_theme(style="whitegrid", context="notebook")
+sns.set_theme(style="whitegrid", context="notebook",
+              rc={"legend.fontsize": 9, "legend.title_fontsize": 9, "xtick.labelsize": 10,
+                  "ytick.labelsize": 10})
 
 #: Okabe & Ito's palette: distinguishable under the common colour-vision deficiencies
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
@@ -33,6 +35,25 @@ DASHES = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1))]
 #: at most this many series in one panel (more are split into further panels)
 MAX_SERIES = 6
 DPI = 96
+
+
+#: more distinguishable colours (Paul Tol's muted set) so that every optimizer has its own
+OPTIMIZER_COLOURS = [*OKABE_ITO[:6], "#000000", "#882255", "#44AA99", "#999933", "#AA4499",
+                     "#6699CC"]
+#: the smallest text in a figure, in points: 9 pt is 12 px at the report's 96 DPI
+SMALL_PT = 9
+
+
+def optimizer_style(name: str) -> dict:
+    """One colour, marker and dash per optimizer family (``sgd[lr=0.1]`` → ``sgd``) in every
+    figure, from its place in the optimizer registry."""
+    from mlpbench.optimizers import REGISTRY
+
+    names = list(REGISTRY)
+    base = str(name).split("[")[0]
+    i = names.index(base) if base in names else len(names) + sum(map(ord, base))
+    return {"color": OPTIMIZER_COLOURS[i % len(OPTIMIZER_COLOURS)],
+            "marker": MARKERS[i % len(MARKERS)], "linestyle": DASHES[i % len(DASHES)]}
 
 
 def series_style(i: int) -> dict:
@@ -97,7 +118,7 @@ def legend_outside(ax, title: str | None = None, x: float = 1.01) -> None:
     handles, labels = ax.get_legend_handles_labels()
     if handles:
         ax.legend(handles, labels, title=title, loc="upper left", bbox_to_anchor=(x, 1.0),
-                  frameon=False, fontsize=8, title_fontsize=8)
+                  frameon=False, fontsize=SMALL_PT, title_fontsize=SMALL_PT)
 
 
 _SI = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
@@ -161,8 +182,25 @@ def render(ax_or_fig) -> Rendered:
         if 0 <= px <= width and 0 <= py <= height:
             spots.append((100 * px / width, 100 * (1 - py / height), text))
     plt.close(fig)
+    spots = merge_spots(spots, width, height)
     return Rendered("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii"),
                     spots)
+
+
+def merge_spots(spots: list[tuple[float, float, str]], width: float, height: float,
+                radius: float = 7.0) -> list[tuple[float, float, str]]:
+    """Spots closer than ``radius`` pixels to an earlier one join it: one spot whose tooltip
+    lists every point under it (a spot hidden under another could never be reached)."""
+    kept: list[list] = []
+    for x, y, text in spots:
+        for k in kept:
+            if abs(k[0] - x) * width / 100 < radius and abs(k[1] - y) * height / 100 < radius:
+                if text not in k[2]:
+                    k[2].append(text)
+                break
+        else:
+            kept.append([x, y, [text]])
+    return [(x, y, "\n".join(t)) for x, y, t in kept]
 
 
 def to_data_uri(ax) -> str:
