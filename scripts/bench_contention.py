@@ -8,7 +8,8 @@ times each, with ``--retries 0`` so that every flag is seen as measured. Then, p
 * for rows **not** flagged: the median and worst |peak_fraction − quiet median| relative to
   the quiet median of the same (point, phase), and how many claim peak_fraction > 1;
 * among rows whose median time is inflated by more than 20% over the quiet median: the share
-  flagged.
+  flagged;
+* ``quiet_unpaired`` (``--no-yardstick``) beside ``quiet``: the wall time the pairing costs.
 
 With ``--overhead N`` it also times the default preset with and without the interleaved
 yardstick (``--no-yardstick``), alternating, to state what pairing costs.
@@ -32,7 +33,10 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-CONDITIONS = {"quiet": 0, "hog1": 1, "hog2": 2}
+#: condition -> (busy loops beside the sweep, extra sweep flags); quiet_unpaired measures
+#: what the interleaved yardstick costs (wall time against quiet)
+CONDITIONS = {"quiet": (0, []), "hog1": (1, []), "hog2": (2, []),
+              "quiet_unpaired": (0, ["--no-yardstick"])}
 KEYS = ["input_dim", "width", "depth", "batch", "phase", "threads"]
 HOG = "while True: pass"
 
@@ -98,10 +102,11 @@ def main() -> int:
 
     runs, names = [], list(CONDITIONS)
     for rep in range(args.repeats):
-        order = names[rep % 3:] + names[:rep % 3]  # interleaved: the order rotates
+        k = rep % len(names)
+        order = names[k:] + names[:k]  # interleaved: the order rotates
         for cond in order:
             out = args.out / "runs" / cond / f"rep{rep}"
-            info = sweep(out, CONDITIONS[cond], [])
+            info = sweep(out, *CONDITIONS[cond])
             runs.append({"condition": cond, "rep": rep, **info})
             print(json.dumps(runs[-1]), flush=True)
     rows = pd.concat([read_table(Path(r["out"]) / "sweep.csv").assign(
