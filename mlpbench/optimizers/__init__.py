@@ -17,7 +17,25 @@ newton         exact Newton (dense Hessian, Cholesky),      damping=0.0001,
                Levenberg–Marquardt fallback, Armijo search  line_search=armijo|none
 newton_cg      Newton-CG / Hessian-free: CG on HVPs         cg_iters=10, damping=0.001,
                                                             cg_tol=0.0001, mode=fwdrev|revrev
+soap           SOAP: Adam in Shampoo's eigenbasis           lr=0.003, weight_decay=0.01,
+               (heavyball)                                  precondition_frequency=2,
+                                                            max_precond_dim=2048,
+                                                            precondition_1d=false,
+                                                            compile=false, batch=32
+kl_shampoo     KL-Shampoo (heavyball)                       as soap
+muon           Muon: orthogonalised momentum (heavyball)    lr=0.0025, compile=false, batch=32
+psgd_kron      PSGD with Kronecker factors (heavyball)      lr=0.001, max_size_triangular=2048,
+                                                            compile=false, batch=32
+sf_adamw       Schedule-Free AdamW (schedulefree)           lr=0.0025, weight_decay=0,
+                                                            warmup_steps=0, batch=32
+kfac           K-FAC over curvlinops' Kronecker-factored    lr=0.1, damping=0.1,
+               Fisher (factors rebuilt every k steps)       update_every=10, batch=32
 =============  ===========================================  ==============================
+
+The last six come from the ``curvature`` extra; without it they still resolve (their memory
+model works everywhere) but building one raises :class:`UsageError` naming the missing
+library. Their library defaults, and what each means, are written down in
+:mod:`mlpbench.optimizers.curvature`.
 
 ``batch`` takes a positive integer or ``full``. One ``step`` of L-BFGS is ``max_iter``
 iterations of ``torch.optim.LBFGS``.
@@ -28,15 +46,17 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from mlpbench.errors import UsageError
+from mlpbench.optimizers import state_memory as sm
 from mlpbench.optimizers.base import Counters, Objective, Optimizer, TorchOptimizer
+from mlpbench.optimizers.curvature import missing_reason
 from mlpbench.optimizers.grammar import OptimizerId, Value, parse_optimizer_id
-from mlpbench.spec import MemoryModel, MLPSpec
+from mlpbench.spec import MemoryModel, MLPSpec, dtype_bytes
 
 
 @dataclass(frozen=True)
@@ -51,6 +71,16 @@ class OptimizerDef:
     state: Callable[[dict[str, Value]], float] = lambda hp: 0.0
     label: str = ""  # one line for legends and help texts
     second_order: bool = False  # uses Hessians or HVPs (the Newton family)
+    #: state elements as a closed form of the spec and the hyperparameters (layer shapes:
+    #: Kronecker factors); ``None``: ``state`` units of P
+    state_form: sm.StateForm | None = None
+    requires: str | None = None  # library module it needs (the ``curvature`` extra)
+    #: steps per preconditioner update at these hyperparameters (None: no preconditioner)
+    update_every: Callable[[dict[str, Value]], float] | None = None
+
+    def skip_reason(self) -> str | None:
+        """Why this optimizer cannot be built here (``None``: it can)."""
+        return missing_reason(self.requires) if self.requires else None
 
 
 @dataclass(frozen=True)
@@ -76,10 +106,21 @@ class Resolved:
 
     @property
     def state_per_param(self) -> float:
-        """Optimizer state in units of P elements (the memory model's term)."""
+        """Optimizer state in units of P elements (P-proportional optimizers only)."""
         return float(self.definition.state(self.hp))
 
+    def state_elements(self, spec: MLPSpec) -> int:
+        """Optimizer state elements for ``spec``: the closed form of its layer shapes and
+        the hyperparameters, or ``state_per_param``·P for P-proportional optimizers."""
+        form = self.definition.state_form
+        if form is not None:
+            return int(form(spec, self.hp))
+        return int(self.state_per_param * spec.num_params)
+
     def build(self, model: nn.Module) -> Optimizer:
+        reason = self.definition.skip_reason()
+        if reason:
+            raise UsageError(f"{self.name}: {reason}")
         return self.definition.build(model, self.hp, self.batch_size)
 
     def __str__(self) -> str:
@@ -125,7 +166,45 @@ def _newton_cg(model: nn.Module, hp: dict[str, Value], batch: int | None) -> Opt
                     cg_tol=float(hp["cg_tol"]), mode=str(hp["mode"]), batch_size=batch)
 
 
+def _heavyball(cls_name: str):
+    """Builder for a heavyball class: every hyperparameter but ``batch`` and ``compile`` is
+    passed by its heavyball name."""
+
+    def build(model: nn.Module, hp: dict[str, Value], batch: int | None) -> Optimizer:
+        from mlpbench.optimizers.curvature import HeavyballOptimizer
+
+        kwargs = {k: v for k, v in hp.items() if k not in ("batch", "compile")}
+        return HeavyballOptimizer(cls_name, model.parameters(), batch,
+                                  compile=bool(hp["compile"]), **kwargs)
+
+    return build
+
+
+def _sf_adamw(model: nn.Module, hp: dict[str, Value], batch: int | None) -> Optimizer:
+    from mlpbench.optimizers.curvature import ScheduleFreeOptimizer
+
+    return ScheduleFreeOptimizer(model.parameters(), batch, lr=hp["lr"],
+                                 weight_decay=hp["weight_decay"],
+                                 warmup_steps=int(hp["warmup_steps"]))
+
+
+def _kfac(model: nn.Module, hp: dict[str, Value], batch: int | None) -> Optimizer:
+    from mlpbench.optimizers.curvature import KFAC
+
+    return KFAC(model, batch, lr=float(hp["lr"]), damping=float(hp["damping"]),
+                update_every=int(hp["update_every"]))
+
+
 _MB = 32  # default minibatch size of the stochastic methods
+_BOOL = (True, False)
+#: heavyball SOAP / KL-Shampoo defaults kept (heavyball 3.2.1); compile off, see curvature.py
+_SOAP = {"lr": 3e-3, "weight_decay": 0.01, "precondition_frequency": 2,
+         "max_precond_dim": 2048, "precondition_1d": False, "compile": False, "batch": _MB}
+_SOAP_CHOICES = {"precondition_1d": _BOOL, "compile": _BOOL}
+
+
+def _every(key: str) -> Callable[[dict[str, Value]], float]:
+    return lambda hp: float(hp[key])
 
 def _units(n: float) -> Callable[[dict[str, Value]], float]:
     return lambda hp: n
@@ -165,9 +244,37 @@ REGISTRY: dict[str, OptimizerDef] = {
                               {"mode": ("fwdrev", "revrev")}, full_batch_only=True,
                               state=_units(4), label="Newton-CG (Hessian-free)",
                               second_order=True),
+    # the structured-curvature family (the curvature extra); state: state_memory.py
+    "soap": OptimizerDef(dict(_SOAP), _heavyball("SOAP"), _SOAP_CHOICES,
+                         state_form=sm.soap_like(2), requires="heavyball",
+                         update_every=_every("precondition_frequency"),
+                         label="SOAP (heavyball)"),
+    "kl_shampoo": OptimizerDef(dict(_SOAP), _heavyball("KLShampoo"), _SOAP_CHOICES,
+                               state_form=sm.soap_like(1), requires="heavyball",
+                               update_every=_every("precondition_frequency"),
+                               label="KL-Shampoo (heavyball)"),
+    "muon": OptimizerDef({"lr": 0.0025, "compile": False, "batch": _MB}, _heavyball("Muon"),
+                         {"compile": _BOOL}, state=_units(1), requires="heavyball",
+                         label="Muon (heavyball)"),
+    # PSGD: update probability 1 for 1000 steps, then annealed to 0.03 (k = 1 .. ~33)
+    "psgd_kron": OptimizerDef({"lr": 1e-3, "max_size_triangular": 2048, "compile": False,
+                               "batch": _MB}, _heavyball("PSGDKron"), {"compile": _BOOL},
+                              state_form=sm.psgd_kron, requires="heavyball",
+                              update_every=lambda hp: 1.0, label="PSGD-Kron (heavyball)"),
+    "sf_adamw": OptimizerDef({"lr": 0.0025, "weight_decay": 0.0, "warmup_steps": 0,
+                              "batch": _MB}, _sf_adamw, {}, state=_units(2),
+                             requires="schedulefree", label="Schedule-Free AdamW"),
+    # K-FAC's training step is mlpbench's own over curvlinops' operator: these are its defaults
+    "kfac": OptimizerDef({"lr": 0.1, "damping": 0.1, "update_every": 10, "batch": _MB},
+                         _kfac, {}, state_form=sm.kfac, requires="curvlinops",
+                         update_every=_every("update_every"), label="K-FAC (curvlinops)"),
 }
 
-_INT_KEYS = {"history", "max_iter", "cg_iters"}
+#: the structured-curvature family (the ``curvature`` extra), in table order
+CURVATURE = ("soap", "kl_shampoo", "muon", "psgd_kron", "sf_adamw", "kfac")
+
+_INT_KEYS = {"history", "max_iter", "cg_iters", "precondition_frequency", "max_precond_dim",
+             "max_size_triangular", "update_every"}
 
 
 @functools.lru_cache(maxsize=512)
@@ -199,8 +306,9 @@ def resolve(text: str | OptimizerId | Resolved) -> Resolved:
 
 def _check_value(name: str, key: str, value: Value, d: OptimizerDef) -> Value:
     if key in d.choices:
-        if value not in d.choices[key]:
-            raise UsageError(f"{name}: {key}={value} not one of {', '.join(d.choices[key])}")
+        if not any(type(value) is type(c) and value == c for c in d.choices[key]):
+            raise UsageError(f"{name}: {key}={value} not one of "
+                             f"{', '.join(_format_choice(c) for c in d.choices[key])}")
         return value
     if key == "batch":
         if value == "full":
@@ -223,6 +331,10 @@ def _check_value(name: str, key: str, value: Value, d: OptimizerDef) -> Value:
     return value
 
 
+def _format_choice(c: Value) -> str:
+    return str(c).lower() if isinstance(c, bool) else str(c)
+
+
 def make_optimizer(text: str | OptimizerId | Resolved, model: nn.Module) -> Optimizer:
     """Build the optimizer named by ``text`` for ``model``'s parameters."""
     return resolve(text).build(model)
@@ -236,10 +348,11 @@ def batch_size_of(text: str | OptimizerId | Resolved) -> int | None:
 def memory_model(spec: MLPSpec, optimizer: str | Resolved = "sgd", dtype: str = "fp32",
                  batch: int = 1) -> MemoryModel:
     """Training memory of ``spec`` with ``optimizer``: the spec's terms plus the registry's
-    optimizer state (e.g. Adam 2·P, L-BFGS (2h+2)·P)."""
-    return spec.memory(dtype, batch, state_per_param=resolve(optimizer).state_per_param)
+    optimizer state (e.g. Adam 2·P, L-BFGS (2h+2)·P, SOAP 2·P + Σ 2n² over its factors)."""
+    mem = spec.memory(dtype, batch)
+    return replace(mem, optimizer_state=resolve(optimizer).state_elements(spec) * dtype_bytes(dtype))
 
 
-__all__ = ["REGISTRY", "Counters", "Objective", "Optimizer", "OptimizerId", "Resolved",
+__all__ = ["CURVATURE", "REGISTRY", "Counters", "Objective", "Optimizer", "OptimizerId", "Resolved",
            "TorchOptimizer", "batch_size_of", "make_optimizer", "memory_model",
            "parse_optimizer_id", "resolve"]
