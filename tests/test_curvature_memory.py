@@ -89,3 +89,23 @@ def test_state_model_equals_allocated_tensors(spec, name):
     counted = state_tensor_elements(opt)
     assert counted > 0
     assert resolve(name).state_elements(spec) == counted
+
+
+def test_params_lists_curvature_state_at_1e7():
+    """``mlpbench params`` at the 10^7 network (d=100, n_h=1000, L=10, P = 9,111,001)."""
+    from mlpbench.analysis.params import render_summary, spec_summary
+    from mlpbench.spec import TARGET_SPEC
+
+    summary = spec_summary(TARGET_SPEC, ram=2 ** 34, gpu=None)
+    mem = summary["memory"]
+    # SOAP: 2P + W1 (1000×100) 2(1000²+100²) + 9 hidden 2(2·1000²) + W_out (1×1000) 2·1000²
+    soap = 2 * 9_111_001 + 2 * (1000 ** 2 + 100 ** 2) + 9 * 4 * 1000 ** 2 + 2 * 1000 ** 2
+    assert mem["optimizer_state[soap]"]["bytes"] == 4 * soap
+    # K-FAC: 2(100²+1000²) + 9·2(2·1000²) + 2(1000²+1)
+    kfac = 2 * (100 ** 2 + 1000 ** 2) + 9 * 4 * 1000 ** 2 + 2 * (1000 ** 2 + 1)
+    assert mem["optimizer_state[kfac]"]["bytes"] == 4 * kfac
+    assert mem["optimizer_state[muon]"]["bytes"] == 4 * 9_111_001
+    text = render_summary(summary)
+    for name in CURVATURE:
+        assert f"optimizer_state[{name}]" in text
+    assert "222.2 MiB" in text  # SOAP's state
