@@ -219,3 +219,50 @@ def test_every_curvature_entry_is_registered_with_a_label():
         d = REGISTRY[name]
         assert d.label and d.requires and "batch" in d.defaults
         assert str(resolve(f"{name}[batch=full]")) == f"{name}[batch=full]"
+
+
+def test_kfac_uses_the_workloads_loss():
+    """MSE as a function becomes nn.MSELoss, cross-entropy passes through, others refused."""
+    from mlpbench.optimizers.curvature import curvlinops_loss
+
+    wl, x, y = _problem()
+    model = wl.make_model(0)
+    assert isinstance(curvlinops_loss(Objective(model, x, y, wl.loss_fn)), torch.nn.MSELoss)
+    mix = make_workload("mixture")
+    ce = curvlinops_loss(Objective(mix.make_model(0), mix.x_train, mix.y_train, mix.loss_fn))
+    assert ce is mix.loss_fn and isinstance(ce, torch.nn.CrossEntropyLoss)
+    with pytest.raises(ValueError, match="K-FAC supports"):
+        curvlinops_loss(Objective(model, x, y, lambda a, b: (a - b).abs().mean()))
+    with pytest.raises(ValueError, match="K-FAC supports"):
+        curvlinops_loss(Objective(model, x, y, torch.nn.L1Loss()))
+
+
+@pytest.mark.parametrize("workload", ["teacher", "mixture", "local_minima"])
+def test_kfac_runs_on_every_race_workload(workload):
+    _need("curvlinops")
+    from mlpbench.problems.runner import Budget, run
+
+    result = run(make_workload(workload), "kfac", seed=0, budget=Budget(max_steps=15))
+    assert result.status in ("target", "budget"), result
+
+
+def test_asv_optimizer_step_has_the_family_and_skips_without_it(monkeypatch):
+    from benchmarks import bench_optimizers
+
+    assert set(CURVATURE) <= set(bench_optimizers.OptimizerStep.params[1])
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "heavyball" else real(name, *a))
+    bench_optimizers._optimizer_step.cache_clear()
+    try:
+        with pytest.raises(NotImplementedError, match="curvature extra"):
+            bench_optimizers.OptimizerStep().time_step("cpu", "muon")
+    finally:
+        bench_optimizers._optimizer_step.cache_clear()
+
+
+def test_asv_optimizer_step_runs_a_curvature_step():
+    _need("heavyball")
+    from benchmarks import bench_optimizers
+
+    bench_optimizers.OptimizerStep().time_step("cpu", "muon")

@@ -135,7 +135,7 @@ class KFAC:
         """Rebuild the Kronecker factors and their damped inverses on this batch."""
         from curvlinops import KFACInverseLinearOperator, KFACLinearOperator
 
-        kfac = KFACLinearOperator(self.model, nn.MSELoss(), self.params,
+        kfac = KFACLinearOperator(self.model, curvlinops_loss(objective), self.params,
                                   [(objective.x, objective.y)], check_deterministic=False)
         self.inverse = KFACInverseLinearOperator(kfac, damping=self.damping,
                                                  use_heuristic_damping=True)
@@ -169,6 +169,26 @@ class KFAC:
         return loss
 
 
+#: the loss modules curvlinops' K-FAC supports (curvlinops 3.0.1)
+_KFAC_LOSSES = (nn.MSELoss, nn.CrossEntropyLoss, nn.BCEWithLogitsLoss)
+
+
+def curvlinops_loss(objective: Objective) -> nn.Module:
+    """The objective's loss as the module K-FAC needs: itself when it is one curvlinops
+    supports, else ``nn.MSELoss()`` when the loss function *is* the mean squared error
+    (checked on random values of the target's shape); anything else is refused."""
+    fn = objective.loss_fn
+    if isinstance(fn, _KFAC_LOSSES):
+        return fn
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    a, b = (torch.randn(4, *objective.y.shape[1:], generator=gen, dtype=objective.y.dtype)
+            for _ in range(2))
+    if isinstance(fn, nn.Module) or not torch.allclose(fn(a, b), nn.MSELoss()(a, b)):
+        raise ValueError(f"K-FAC supports {', '.join(c.__name__ for c in _KFAC_LOSSES)} "
+                         f"(curvlinops); this loss is {getattr(fn, '__name__', fn)!r}")
+    return nn.MSELoss()
+
+
 def state_tensor_elements(opt: Any) -> int:
     """Elements of the floating-point tensors an optimizer holds (its ``state``, recursively;
     int step counters and float64 bookkeeping scalars excluded): the count the memory model
@@ -192,5 +212,5 @@ def state_tensor_elements(opt: Any) -> int:
     return walk(dict(inner.state))
 
 
-__all__ = ["KFAC", "LIBRARIES", "HeavyballOptimizer", "ScheduleFreeOptimizer",
+__all__ = ["KFAC", "LIBRARIES", "curvlinops_loss", "HeavyballOptimizer", "ScheduleFreeOptimizer",
            "heavyball_compile", "missing_reason", "state_tensor_elements"]
