@@ -8,14 +8,14 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from mlpbench.cli import basic, distributed, minima, studies
+from mlpbench.cli import basic, curvature, distributed, minima, studies
 from mlpbench.cli.common import Parser
 from mlpbench.errors import UsageError
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 1
 #: modules registering subcommands, in the order of ``mlpbench --help``
-COMMANDS = (basic, studies, minima, distributed)
+COMMANDS = (basic, studies, minima, distributed, curvature)
 
 
 class Terminated(BaseException):

@@ -25,6 +25,7 @@ soap           SOAP: Adam in Shampoo's eigenbasis           lr=0.003, weight_dec
 kl_shampoo     KL-Shampoo (heavyball)                       as soap
 muon           Muon: orthogonalised momentum (heavyball)    lr=0.0025, compile=false, batch=32
 psgd_kron      PSGD with Kronecker factors (heavyball)      lr=0.001, max_size_triangular=2048,
+                                                            update_probability=schedule|p,
                                                             compile=false, batch=32
 sf_adamw       Schedule-Free AdamW (schedulefree)           lr=0.0025, weight_decay=0,
                                                             warmup_steps=0, batch=32
@@ -173,7 +174,11 @@ def _heavyball(cls_name: str):
     def build(model: nn.Module, hp: dict[str, Value], batch: int | None) -> Optimizer:
         from mlpbench.optimizers.curvature import HeavyballOptimizer
 
-        kwargs = {k: v for k, v in hp.items() if k not in ("batch", "compile")}
+        kwargs = {k: v for k, v in hp.items()
+                  if k not in ("batch", "compile", "update_probability")}
+        prob = hp.get("update_probability", "schedule")
+        if prob != "schedule":  # a fixed probability (heavyball needs a float, not an int)
+            kwargs["preconditioner_update_probability"] = float(prob)
         return HeavyballOptimizer(cls_name, model.parameters(), batch,
                                   compile=bool(hp["compile"]), **kwargs)
 
@@ -257,7 +262,8 @@ REGISTRY: dict[str, OptimizerDef] = {
                          {"compile": _BOOL}, state=_units(1), requires="heavyball",
                          label="Muon (heavyball)"),
     # PSGD: update probability 1 for 1000 steps, then annealed to 0.03 (k = 1 .. ~33)
-    "psgd_kron": OptimizerDef({"lr": 1e-3, "max_size_triangular": 2048, "compile": False,
+    "psgd_kron": OptimizerDef({"lr": 1e-3, "max_size_triangular": 2048,
+                               "update_probability": "schedule", "compile": False,
                                "batch": _MB}, _heavyball("PSGDKron"), {"compile": _BOOL},
                               state_form=sm.psgd_kron, requires="heavyball",
                               update_every=lambda hp: 1.0, label="PSGD-Kron (heavyball)"),
@@ -310,6 +316,12 @@ def _check_value(name: str, key: str, value: Value, d: OptimizerDef) -> Value:
             raise UsageError(f"{name}: {key}={value} not one of "
                              f"{', '.join(_format_choice(c) for c in d.choices[key])}")
         return value
+    if key == "update_probability":  # heavyball's annealed schedule, or a fixed p in [0, 1]
+        if value == "schedule" or (isinstance(value, int | float) and not isinstance(
+                value, bool) and 0 <= value <= 1):
+            return value
+        raise UsageError(f"{name}: update_probability must be schedule or a number in "
+                         f"[0, 1], got {value!r}")
     if key == "batch":
         if value == "full":
             return value
