@@ -12,6 +12,7 @@ import pandas as pd
 
 from mlpbench.fits import fit_power_law, predict
 from mlpbench.optimizers import memory_model
+from mlpbench.optimizers.newton import newton_bytes
 from mlpbench.spec import TARGET_SPEC, MLPSpec
 from mlpbench.units import format_bytes, human_seconds
 
@@ -27,6 +28,51 @@ EXTRAPOLATE = (TARGET_SPEC, MLPSpec(100, 4096, 10), MLPSpec(100, 8192, 10))
 #: rows whose modelled training memory (less the parameters) is at least this large are
 #: checked against the RSS peak: below it, allocator caching and Python objects dominate
 RSS_CHECK_MIN_BYTES = 64 * 2 ** 20
+
+
+#: the methods of the memory panel of the curvature-wall figure (Newton: Hessian + factor)
+WALL_METHODS = ("newton", "lbfgs", "soap", "kfac", "psgd_kron", "adam")
+#: the networks the memory curves run over: d=10/L=2 of growing width (the measured grid),
+#: then d=100, L=10 of growing width (the 10^7 network and beyond)
+WALL_SPECS = tuple(MLPSpec(10, w, 2) for w in (32, 128, 512, 2048)) + tuple(
+    MLPSpec(100, w, 10) for w in (250, 500, 1000, 2048, 4096, 8192, 16384))
+
+
+def memory_curves(methods: tuple[str, ...] = WALL_METHODS,
+                  specs: tuple[MLPSpec, ...] = WALL_SPECS) -> pd.DataFrame:
+    """Training memory (fp32, batch 1: parameters, gradients, activations, state) per
+    method and network, from the closed forms; Newton adds its dense Hessian and factor."""
+    out = []
+    for spec in specs:
+        for method in methods:
+            base = memory_model(spec, "sgd" if method == "newton" else method, "fp32", 1)
+            extra = newton_bytes(spec.num_params) if method == "newton" else 0
+            out.append({"params": spec.num_params, "method": method,
+                        "network": f"d={spec.input_dim} w={spec.width} L={spec.depth}",
+                        "bytes": float(base.training + extra)})  # > int64 at 16384
+    return pd.DataFrame(out).sort_values(["method", "params"]).reset_index(drop=True)
+
+
+def memory_walls(curves: pd.DataFrame, budget: float) -> pd.DataFrame:
+    """Per method, the largest network of the curves whose training memory fits in
+    ``budget`` bytes, and the first that does not (the wall lies between)."""
+    out = []
+    for method, g in curves.groupby("method", sort=False):
+        g = g.sort_values("params")
+        fits, over = g[g["bytes"] <= budget], g[g["bytes"] > budget]
+        out.append({"method": method,
+                    "largest_fitting": fits["network"].iloc[-1] if len(fits) else None,
+                    "largest_fitting_params": int(fits["params"].iloc[-1]) if len(fits) else None,
+                    "first_over": over["network"].iloc[0] if len(over) else None,
+                    "first_over_bytes": float(over["bytes"].iloc[0]) if len(over) else None})
+    return pd.DataFrame(out)
+
+
+def default_steps(costs: pd.DataFrame) -> pd.DataFrame:
+    """Each method's step at its default regime (PSGD: annealed), one row per (P, method)."""
+    parts = [d for m in dict.fromkeys(costs["method"]) if (d := _default_regime(costs, m))
+             is not None] if not costs.empty else []
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def _ok(rows: pd.DataFrame | list[dict]) -> pd.DataFrame:
@@ -169,5 +215,6 @@ def headline(costs: pd.DataFrame, method: str = "soap") -> str | None:
             f"P = {TARGET_SPEC.num_params:,}")
 
 
-__all__ = ["DEFAULT_K", "EXTRAPOLATE", "RSS_CHECK_MIN_BYTES", "extrapolation", "flop_model",
-           "headline", "memory_check", "render_costs", "step_costs"]
+__all__ = ["DEFAULT_K", "EXTRAPOLATE", "RSS_CHECK_MIN_BYTES", "WALL_METHODS", "WALL_SPECS",
+           "default_steps", "extrapolation", "flop_model", "headline", "memory_check",
+           "memory_curves", "memory_walls", "render_costs", "step_costs"]
