@@ -53,35 +53,11 @@ import torch
 from torch import nn
 
 from mlpbench.errors import UsageError
-from mlpbench.optimizers import state_memory as sm
 from mlpbench.optimizers.base import Counters, Objective, Optimizer, TorchOptimizer
-from mlpbench.optimizers.curvature import missing_reason
+from mlpbench.optimizers.definition import OptimizerDef
+from mlpbench.optimizers.family import CURVATURE, CURVATURE_REGISTRY
 from mlpbench.optimizers.grammar import OptimizerId, Value, parse_optimizer_id
 from mlpbench.spec import MemoryModel, MLPSpec, dtype_bytes
-
-
-@dataclass(frozen=True)
-class OptimizerDef:
-    """A registered optimizer: its defaults, how to build it, and what it costs in memory."""
-
-    defaults: dict[str, Value]
-    build: Callable[[nn.Module, dict[str, Value], int | None], Optimizer]
-    choices: dict[str, tuple[str, ...]]
-    full_batch_only: bool = False
-    #: extra state per parameter, in units of P elements, from the full hyperparameters
-    state: Callable[[dict[str, Value]], float] = lambda hp: 0.0
-    label: str = ""  # one line for legends and help texts
-    second_order: bool = False  # uses Hessians or HVPs (the Newton family)
-    #: state elements as a closed form of the spec and the hyperparameters (layer shapes:
-    #: Kronecker factors); ``None``: ``state`` units of P
-    state_form: sm.StateForm | None = None
-    requires: str | None = None  # library module it needs (the ``curvature`` extra)
-    #: steps per preconditioner update at these hyperparameters (None: no preconditioner)
-    update_every: Callable[[dict[str, Value]], float] | None = None
-
-    def skip_reason(self) -> str | None:
-        """Why this optimizer cannot be built here (``None``: it can)."""
-        return missing_reason(self.requires) if self.requires else None
 
 
 @dataclass(frozen=True)
@@ -167,49 +143,8 @@ def _newton_cg(model: nn.Module, hp: dict[str, Value], batch: int | None) -> Opt
                     cg_tol=float(hp["cg_tol"]), mode=str(hp["mode"]), batch_size=batch)
 
 
-def _heavyball(cls_name: str):
-    """Builder for a heavyball class: every hyperparameter but ``batch`` and ``compile`` is
-    passed by its heavyball name."""
-
-    def build(model: nn.Module, hp: dict[str, Value], batch: int | None) -> Optimizer:
-        from mlpbench.optimizers.curvature import HeavyballOptimizer
-
-        kwargs = {k: v for k, v in hp.items()
-                  if k not in ("batch", "compile", "update_probability")}
-        prob = hp.get("update_probability", "schedule")
-        if prob != "schedule":  # a fixed probability (heavyball needs a float, not an int)
-            kwargs["preconditioner_update_probability"] = float(prob)
-        return HeavyballOptimizer(cls_name, model.parameters(), batch,
-                                  compile=bool(hp["compile"]), **kwargs)
-
-    return build
-
-
-def _sf_adamw(model: nn.Module, hp: dict[str, Value], batch: int | None) -> Optimizer:
-    from mlpbench.optimizers.curvature import ScheduleFreeOptimizer
-
-    return ScheduleFreeOptimizer(model.parameters(), batch, lr=hp["lr"],
-                                 weight_decay=hp["weight_decay"],
-                                 warmup_steps=int(hp["warmup_steps"]))
-
-
-def _kfac(model: nn.Module, hp: dict[str, Value], batch: int | None) -> Optimizer:
-    from mlpbench.optimizers.curvature import KFAC
-
-    return KFAC(model, batch, lr=float(hp["lr"]), damping=float(hp["damping"]),
-                update_every=int(hp["update_every"]))
-
-
 _MB = 32  # default minibatch size of the stochastic methods
-_BOOL = (True, False)
-#: heavyball SOAP / KL-Shampoo defaults kept (heavyball 3.2.1); compile off, see curvature.py
-_SOAP = {"lr": 3e-3, "weight_decay": 0.01, "precondition_frequency": 2,
-         "max_precond_dim": 2048, "precondition_1d": False, "compile": False, "batch": _MB}
-_SOAP_CHOICES = {"precondition_1d": _BOOL, "compile": _BOOL}
 
-
-def _every(key: str) -> Callable[[dict[str, Value]], float]:
-    return lambda hp: float(hp[key])
 
 def _units(n: float) -> Callable[[dict[str, Value]], float]:
     return lambda hp: n
@@ -249,35 +184,8 @@ REGISTRY: dict[str, OptimizerDef] = {
                               {"mode": ("fwdrev", "revrev")}, full_batch_only=True,
                               state=_units(4), label="Newton-CG (Hessian-free)",
                               second_order=True),
-    # the structured-curvature family (the curvature extra); state: state_memory.py
-    "soap": OptimizerDef(dict(_SOAP), _heavyball("SOAP"), _SOAP_CHOICES,
-                         state_form=sm.soap_like(2), requires="heavyball",
-                         update_every=_every("precondition_frequency"),
-                         label="SOAP (heavyball)"),
-    "kl_shampoo": OptimizerDef(dict(_SOAP), _heavyball("KLShampoo"), _SOAP_CHOICES,
-                               state_form=sm.soap_like(1), requires="heavyball",
-                               update_every=_every("precondition_frequency"),
-                               label="KL-Shampoo (heavyball)"),
-    "muon": OptimizerDef({"lr": 0.0025, "compile": False, "batch": _MB}, _heavyball("Muon"),
-                         {"compile": _BOOL}, state=_units(1), requires="heavyball",
-                         label="Muon (heavyball)"),
-    # PSGD: update probability 1 for 1000 steps, then annealed to 0.03 (k = 1 .. ~33)
-    "psgd_kron": OptimizerDef({"lr": 1e-3, "max_size_triangular": 2048,
-                               "update_probability": "schedule", "compile": False,
-                               "batch": _MB}, _heavyball("PSGDKron"), {"compile": _BOOL},
-                              state_form=sm.psgd_kron, requires="heavyball",
-                              update_every=lambda hp: 1.0, label="PSGD-Kron (heavyball)"),
-    "sf_adamw": OptimizerDef({"lr": 0.0025, "weight_decay": 0.0, "warmup_steps": 0,
-                              "batch": _MB}, _sf_adamw, {}, state=_units(2),
-                             requires="schedulefree", label="Schedule-Free AdamW"),
-    # K-FAC's training step is mlpbench's own over curvlinops' operator: these are its defaults
-    "kfac": OptimizerDef({"lr": 0.1, "damping": 0.1, "update_every": 10, "batch": _MB},
-                         _kfac, {}, state_form=sm.kfac, requires="curvlinops",
-                         update_every=_every("update_every"), label="K-FAC (curvlinops)"),
+    **CURVATURE_REGISTRY,
 }
-
-#: the structured-curvature family (the ``curvature`` extra), in table order
-CURVATURE = ("soap", "kl_shampoo", "muon", "psgd_kron", "sf_adamw", "kfac")
 
 _INT_KEYS = {"history", "max_iter", "cg_iters", "precondition_frequency", "max_precond_dim",
              "max_size_triangular", "update_every"}
@@ -365,6 +273,7 @@ def memory_model(spec: MLPSpec, optimizer: str | Resolved = "sgd", dtype: str = 
     return replace(mem, optimizer_state=resolve(optimizer).state_elements(spec) * dtype_bytes(dtype))
 
 
-__all__ = ["CURVATURE", "REGISTRY", "Counters", "Objective", "Optimizer", "OptimizerId", "Resolved",
+__all__ = ["CURVATURE", "REGISTRY", "Counters", "Objective", "Optimizer", "OptimizerDef",
+           "OptimizerId", "Resolved",
            "TorchOptimizer", "batch_size_of", "make_optimizer", "memory_model",
            "parse_optimizer_id", "resolve"]
