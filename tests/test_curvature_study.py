@@ -121,3 +121,12 @@ def test_study_measures_a_tiny_grid(tmp_path):
     again = run_curvature_study(cfg, tmp_path / "c", resume=True, progress=False)
     assert len(again) == len(df)  # resumed: nothing re-measured or duplicated
     assert isinstance(again, pd.DataFrame)
+
+
+def test_spread_over_repeated_runs():
+    from mlpbench.analysis.curvature import spread
+
+    rows = [_row(100, "adam", "step", t) for t in (1.0, 3.0, 2.0)]
+    rows.append(_row(100, "adam", "step", 50.0, status="failed"))
+    s = spread(rows).iloc[0]
+    assert (s["median_s"], s["min_s"], s["max_s"], s["runs"]) == (2.0, 1.0, 3.0, 3)

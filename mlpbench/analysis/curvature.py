@@ -113,6 +113,17 @@ def step_costs(rows: pd.DataFrame | list[dict], compiled: bool = False) -> pd.Da
     return df.sort_values(["params", "method", "k"]).reset_index(drop=True)
 
 
+def spread(rows: pd.DataFrame | list[dict]) -> pd.DataFrame:
+    """Per (P, method, variant, compiled): the median, min and max of the per-run medians
+    over repeated runs, and how many runs measured it."""
+    ok = _ok(rows)
+    if ok.empty:
+        return pd.DataFrame()
+    g = ok.groupby(["params", "method", "variant", "compiled"])["median_s"]
+    return g.agg(["median", "min", "max", "count"]).reset_index().rename(
+        columns={"median": "median_s", "min": "min_s", "max": "max_s", "count": "runs"})
+
+
 def flop_model(costs: pd.DataFrame) -> pd.DataFrame:
     """The preconditioner refresh beside its FLOP model: Σ n³ over the factors (each
     eigendecomposition, QR or inverse is O(n³); the constant is not claimed) and the
@@ -216,5 +227,5 @@ def headline(costs: pd.DataFrame, method: str = "soap") -> str | None:
 
 
 __all__ = ["DEFAULT_K", "EXTRAPOLATE", "RSS_CHECK_MIN_BYTES", "WALL_METHODS", "WALL_SPECS",
-           "default_steps", "extrapolation", "flop_model", "headline", "memory_check",
+           "default_steps", "extrapolation", "spread", "flop_model", "headline", "memory_check",
            "memory_curves", "memory_walls", "render_costs", "step_costs"]

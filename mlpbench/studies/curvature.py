@@ -181,6 +181,26 @@ def _measure_point(spec: MLPSpec, text: str, cfg: CurvatureConfig, device) -> di
             "rss_peak_bytes": rss[0]}
 
 
+def rss_point(spec: MLPSpec, text: str, *, steps: int = 3, batch: int = 64,
+              seed: int = 0) -> dict[str, Any]:
+    """Host RSS peak above the RSS after building the model and its batch, over building
+    the optimizer ``text`` and ``steps`` steps: run it in a fresh process (the high-water mark
+    is per process, and memory freed by earlier work would be reused unseen)."""
+    model = build_torch(spec, seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    x, y = torch.randn(batch, spec.input_dim, generator=gen), torch.randn(batch, 1, generator=gen)
+    objective = Objective(model, x, y, mse)
+    with host_peak() as rss:
+        opt = make_optimizer(text, model)
+        for _ in range(steps):
+            opt.step(objective)
+    mem = memory_model(spec, text, "fp32", batch)
+    return {"params": spec.num_params, "optimizer": text, "batch": batch, "steps": steps,
+            "rss_peak_bytes": rss[0], "state_model_bytes": mem.optimizer_state,
+            "state_counted_bytes": state_tensor_elements(opt) * 4,
+            "model_less_params_bytes": mem.training - mem.params}
+
+
 def _timed(fn, device) -> float:
     synchronize(device)
     start = time.perf_counter()
@@ -199,4 +219,4 @@ def _measure_step(fn, device, cfg: CurvatureConfig) -> Measurement:
 
 
 __all__ = ["DEFAULT_WIDTHS", "KIND", "METHODS", "VARIANTS", "CurvatureConfig",
-           "optimizer_text", "run_curvature_study"]
+           "optimizer_text", "rss_point", "run_curvature_study"]
