@@ -19,6 +19,19 @@ from mlpbench.devices import MEMORY_FRACTION
 from mlpbench.results import read_table, write_table
 
 
+def rss_check(rss: pd.DataFrame) -> pd.DataFrame:
+    """Each method's RSS peak less SGD's (the same forward/backward, no state) against its
+    state model: ``state_rss_over_model`` ≤ 1 means the model covers what was measured."""
+    ok = rss[rss["status"] == "ok"].copy()
+    sgd = ok.loc[ok["method"] == "sgd", "rss_peak_bytes"]
+    base = float(sgd.iloc[0]) if len(sgd) else float("nan")
+    ok["rss_less_sgd_bytes"] = ok["rss_peak_bytes"] - base
+    ok["state_rss_over_model"] = ok["rss_less_sgd_bytes"] / ok["state_model_bytes"].where(
+        ok["state_model_bytes"] > 0)
+    return ok[["method", "optimizer", "params", "state_model_bytes", "state_counted_bytes",
+               "rss_peak_bytes", "rss_less_sgd_bytes", "state_rss_over_model", "load1"]]
+
+
 def main(folder: str) -> int:
     root = Path(folder)
     runs = sorted(root.glob("rep*/curvature_cost.csv"))
@@ -32,8 +45,10 @@ def main(folder: str) -> int:
     tables = {"steps": costs, "spread": ac.spread(rows), "flops": ac.flop_model(costs),
               "memory": ac.memory_check(rows),
               "extrapolation": ac.extrapolation(costs, tuple(dict.fromkeys(rows["method"]))),
-              "walls": ac.memory_walls(ac.memory_curves(), ram * MEMORY_FRACTION),
-              "compiled": ac.step_costs(rows, compiled=True)}
+              "walls": ac.memory_walls(ac.memory_curves(), ram * MEMORY_FRACTION)}
+    rss = root / "rss" / "rss.csv"
+    if rss.is_file():
+        tables["rss_check"] = rss_check(read_table(rss, "rss"))
     for name, frame in tables.items():
         write_table(root, name, frame)
     print(ac.render_costs(costs))

@@ -130,3 +130,10 @@ def test_spread_over_repeated_runs():
     rows.append(_row(100, "adam", "step", 50.0, status="failed"))
     s = spread(rows).iloc[0]
     assert (s["median_s"], s["min_s"], s["max_s"], s["runs"]) == (2.0, 1.0, 3.0, 3)
+
+
+def test_step_costs_keep_one_thread_count():
+    rows = [_row(100, "sgd", "step", 1.0, threads=2), _row(100, "adam", "step", 2.0, threads=2),
+            _row(100, "adam", "step", 9.0, threads=1)]
+    c = step_costs(rows).set_index("method")
+    assert c.loc["adam", "step_s"] == 2.0

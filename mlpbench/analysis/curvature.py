@@ -85,11 +85,16 @@ def _ok(rows: pd.DataFrame | list[dict]) -> pd.DataFrame:
 def step_costs(rows: pd.DataFrame | list[dict], compiled: bool = False) -> pd.DataFrame:
     """One row per (P, method, regime): update and cheap step seconds, the amortised step
     (t_update + (k−1)·t_cheap)/k at the default k, and its multiples of the SGD and Adam
-    steps measured at the same P."""
+    steps measured at the same P (the median over repeated runs; rows at the most common
+    thread count only)."""
     ok = _ok(rows)
     if ok.empty:
         return pd.DataFrame()
+    if "threads" in ok:  # one thread count: the most common one (a side run may use another)
+        ok = ok[ok["threads"] == ok["threads"].mode().iloc[0]]
     ok = ok[ok["compiled"].astype(bool) == compiled]
+    if ok.empty:
+        return pd.DataFrame()
     med = ok.groupby(["params", "method", "variant"])["median_s"].median()
     out = []
     for (p, method), g in med.groupby(level=[0, 1]):
