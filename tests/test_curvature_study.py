@@ -137,3 +137,16 @@ def test_step_costs_keep_one_thread_count():
             _row(100, "adam", "step", 9.0, threads=1)]
     c = step_costs(rows).set_index("method")
     assert c.loc["adam", "step_s"] == 2.0
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--methods", "nadam"], "unknown method"), (["--widths", "0"], "--widths"),
+    (["--batch", "-1"], "--batch"), (["--methods", "sgd,sgd"], "methods"),
+])
+def test_cli_refuses_bad_input_with_one_line(argv, needle, tmp_path, capsys):
+    from mlpbench.cli import main
+
+    assert main(["curvature-cost", *argv, "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o" / "curvature_cost.csv").exists()
