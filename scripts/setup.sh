@@ -21,4 +21,14 @@ if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
 fi
 echo "setup: installing mlpbench with the test and keras extras" >&2
 "${pip[@]}" install -e '.[test,keras]'
+# the curvature extra (pinned in pyproject.toml), unless MLPBENCH_CURVATURE=0: --no-deps,
+# because backpack-for-pytorch asks for torchvision, which could replace the torch above;
+# the libraries' other requirements are listed here instead
+if [ "${MLPBENCH_CURVATURE:-1}" != 0 ]; then
+  echo "setup: installing the curvature extra (MLPBENCH_CURVATURE=0 leaves it out)" >&2
+  mapfile -t curvature < <("$venv/bin/python" -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['curvature'], sep=chr(10))")
+  "${pip[@]}" install 'opt-einsum>=3.4' 'einops>=0.3,<1' 'einconv>=0.1' 'linear_operator>=0.2' \
+    'unfoldNd>=0.2.3,<1' typing-extensions
+  "${pip[@]}" install --no-deps "${curvature[@]}"
+fi
 "$venv/bin/python" -c "import mlpbench, torch; print('setup: mlpbench', mlpbench.__version__, 'torch', torch.__version__)" >&2

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlpbench.optimizers import memory_model
+from mlpbench.optimizers import CURVATURE, memory_model
 from mlpbench.spec import MLPSpec
 from mlpbench.units import format_bytes
 
-#: the optimizers whose training memory ``mlpbench params`` lists
-_OPTIMIZERS = ("sgd", "momentum", "adam", "lbfgs")
+#: the optimizers whose training memory ``mlpbench params`` lists: the P-proportional ones,
+#: then the structured-curvature family at its default hyperparameters (the state a closed
+#: form of the layer shapes; listed whether or not the curvature extra is installed)
+_OPTIMIZERS = ("sgd", "momentum", "adam", "lbfgs", *CURVATURE)
 
 
 def spec_summary(spec: MLPSpec, *, ram: int, gpu: int | None, dtype: str = "fp32",
@@ -18,7 +20,9 @@ def spec_summary(spec: MLPSpec, *, ram: int, gpu: int | None, dtype: str = "fp32
     """Parameter count, FLOPs per sample and the memory table for ``spec``.
 
     Each memory item says whether it fits in ``ram`` bytes and, when ``gpu`` is given, in
-    GPU memory. Optimizer state comes from the optimizer registry.
+    GPU memory. Optimizer state comes from the optimizer registry: units of P for the
+    P-proportional optimizers, Kronecker factors per layer for SOAP, KL-Shampoo, PSGD-Kron
+    and K-FAC (:mod:`mlpbench.optimizers.state_memory`).
     """
     fwd, bwd = spec.forward_flops(), spec.backward_flops()
     items: dict[str, int] = {}
@@ -73,5 +77,5 @@ def render_summary(summary: dict[str, Any]) -> str:
         fits = "fits RAM" if item["fits_ram"] else "EXCEEDS RAM"
         if item["fits_gpu"] is not None:
             fits += ", fits GPU" if item["fits_gpu"] else ", EXCEEDS GPU"
-        lines.append(f"  {name:<26} {format_bytes(item['bytes']):>12}  {fits}")
+        lines.append(f"  {name:<30} {format_bytes(item['bytes']):>12}  {fits}")
     return "\n".join(lines)

@@ -12,14 +12,14 @@ import warnings
 from collections.abc import Iterator, Sequence
 
 from mlpbench import validate
-from mlpbench.cli import basic, distributed, minima, studies
+from mlpbench.cli import basic, curvature, distributed, minima, studies
 from mlpbench.cli.common import Parser
 from mlpbench.errors import UsageError
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 1
 #: modules registering subcommands, in the order of ``mlpbench --help``
-COMMANDS = (basic, studies, minima, distributed)
+COMMANDS = (basic, studies, minima, distributed, curvature)
 
 
 class Terminated(BaseException):

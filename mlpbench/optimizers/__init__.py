@@ -17,7 +17,26 @@ newton         exact Newton (dense Hessian, Cholesky),      damping=0.0001,
                Levenberg–Marquardt fallback, Armijo search  line_search=armijo|none
 newton_cg      Newton-CG / Hessian-free: CG on HVPs         cg_iters=10, damping=0.001,
                                                             cg_tol=0.0001, mode=fwdrev|revrev
+soap           SOAP: Adam in Shampoo's eigenbasis           lr=0.003, weight_decay=0.01,
+               (heavyball)                                  precondition_frequency=2,
+                                                            max_precond_dim=2048,
+                                                            precondition_1d=false,
+                                                            compile=false, batch=32
+kl_shampoo     KL-Shampoo (heavyball)                       as soap
+muon           Muon: orthogonalised momentum (heavyball)    lr=0.0025, compile=false, batch=32
+psgd_kron      PSGD with Kronecker factors (heavyball)      lr=0.001, max_size_triangular=2048,
+                                                            update_probability=schedule|p,
+                                                            compile=false, batch=32
+sf_adamw       Schedule-Free AdamW (schedulefree)           lr=0.0025, weight_decay=0,
+                                                            warmup_steps=0, batch=32
+kfac           K-FAC over curvlinops' Kronecker-factored    lr=0.1, damping=0.1,
+               Fisher (factors rebuilt every k steps)       update_every=10, batch=32
 =============  ===========================================  ==============================
+
+The last six come from the ``curvature`` extra; without it they still resolve (their memory
+model works everywhere) but building one raises :class:`UsageError` naming the missing
+library. Their library defaults, and what each means, are written down in
+:mod:`mlpbench.optimizers.curvature`.
 
 ``batch`` takes a positive integer or ``full``. One ``step`` of L-BFGS is ``max_iter``
 iterations of ``torch.optim.LBFGS``.
@@ -28,29 +47,17 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from mlpbench.errors import UsageError
 from mlpbench.optimizers.base import Counters, Objective, Optimizer, TorchOptimizer
+from mlpbench.optimizers.definition import OptimizerDef
+from mlpbench.optimizers.family import CURVATURE, CURVATURE_REGISTRY
 from mlpbench.optimizers.grammar import OptimizerId, Value, parse_optimizer_id
-from mlpbench.spec import MemoryModel, MLPSpec
-
-
-@dataclass(frozen=True)
-class OptimizerDef:
-    """A registered optimizer: its defaults, how to build it, and what it costs in memory."""
-
-    defaults: dict[str, Value]
-    build: Callable[[nn.Module, dict[str, Value], int | None], Optimizer]
-    choices: dict[str, tuple[str, ...]]
-    full_batch_only: bool = False
-    #: extra state per parameter, in units of P elements, from the full hyperparameters
-    state: Callable[[dict[str, Value]], float] = lambda hp: 0.0
-    label: str = ""  # one line for legends and help texts
-    second_order: bool = False  # uses Hessians or HVPs (the Newton family)
+from mlpbench.spec import MemoryModel, MLPSpec, dtype_bytes
 
 
 @dataclass(frozen=True)
@@ -76,10 +83,21 @@ class Resolved:
 
     @property
     def state_per_param(self) -> float:
-        """Optimizer state in units of P elements (the memory model's term)."""
+        """Optimizer state in units of P elements (P-proportional optimizers only)."""
         return float(self.definition.state(self.hp))
 
+    def state_elements(self, spec: MLPSpec) -> int:
+        """Optimizer state elements for ``spec``: the closed form of its layer shapes and
+        the hyperparameters, or ``state_per_param``·P for P-proportional optimizers."""
+        form = self.definition.state_form
+        if form is not None:
+            return int(form(spec, self.hp))
+        return int(self.state_per_param * spec.num_params)
+
     def build(self, model: nn.Module) -> Optimizer:
+        reason = self.definition.skip_reason()
+        if reason:
+            raise UsageError(f"{self.name}: {reason}")
         return self.definition.build(model, self.hp, self.batch_size)
 
     def __str__(self) -> str:
@@ -127,6 +145,7 @@ def _newton_cg(model: nn.Module, hp: dict[str, Value], batch: int | None) -> Opt
 
 _MB = 32  # default minibatch size of the stochastic methods
 
+
 def _units(n: float) -> Callable[[dict[str, Value]], float]:
     return lambda hp: n
 
@@ -165,9 +184,11 @@ REGISTRY: dict[str, OptimizerDef] = {
                               {"mode": ("fwdrev", "revrev")}, full_batch_only=True,
                               state=_units(4), label="Newton-CG (Hessian-free)",
                               second_order=True),
+    **CURVATURE_REGISTRY,
 }
 
-_INT_KEYS = {"history", "max_iter", "cg_iters"}
+_INT_KEYS = {"history", "max_iter", "cg_iters", "precondition_frequency", "max_precond_dim",
+             "max_size_triangular", "update_every"}
 
 
 @functools.lru_cache(maxsize=512)
@@ -199,9 +220,16 @@ def resolve(text: str | OptimizerId | Resolved) -> Resolved:
 
 def _check_value(name: str, key: str, value: Value, d: OptimizerDef) -> Value:
     if key in d.choices:
-        if value not in d.choices[key]:
-            raise UsageError(f"{name}: {key}={value} not one of {', '.join(d.choices[key])}")
+        if not any(type(value) is type(c) and value == c for c in d.choices[key]):
+            raise UsageError(f"{name}: {key}={value} not one of "
+                             f"{', '.join(_format_choice(c) for c in d.choices[key])}")
         return value
+    if key == "update_probability":  # heavyball's annealed schedule, or a fixed p in [0, 1]
+        if value == "schedule" or (isinstance(value, int | float) and not isinstance(
+                value, bool) and 0 <= value <= 1):
+            return value
+        raise UsageError(f"{name}: update_probability must be schedule or a number in "
+                         f"[0, 1], got {value!r}")
     if key == "batch":
         if value == "full":
             return value
@@ -223,6 +251,10 @@ def _check_value(name: str, key: str, value: Value, d: OptimizerDef) -> Value:
     return value
 
 
+def _format_choice(c: Value) -> str:
+    return str(c).lower() if isinstance(c, bool) else str(c)
+
+
 def make_optimizer(text: str | OptimizerId | Resolved, model: nn.Module) -> Optimizer:
     """Build the optimizer named by ``text`` for ``model``'s parameters."""
     return resolve(text).build(model)
@@ -236,10 +268,12 @@ def batch_size_of(text: str | OptimizerId | Resolved) -> int | None:
 def memory_model(spec: MLPSpec, optimizer: str | Resolved = "sgd", dtype: str = "fp32",
                  batch: int = 1) -> MemoryModel:
     """Training memory of ``spec`` with ``optimizer``: the spec's terms plus the registry's
-    optimizer state (e.g. Adam 2·P, L-BFGS (2h+2)·P)."""
-    return spec.memory(dtype, batch, state_per_param=resolve(optimizer).state_per_param)
+    optimizer state (e.g. Adam 2·P, L-BFGS (2h+2)·P, SOAP 2·P + Σ 2n² over its factors)."""
+    mem = spec.memory(dtype, batch)
+    return replace(mem, optimizer_state=resolve(optimizer).state_elements(spec) * dtype_bytes(dtype))
 
 
-__all__ = ["REGISTRY", "Counters", "Objective", "Optimizer", "OptimizerId", "Resolved",
+__all__ = ["CURVATURE", "REGISTRY", "Counters", "Objective", "Optimizer", "OptimizerDef",
+           "OptimizerId", "Resolved",
            "TorchOptimizer", "batch_size_of", "make_optimizer", "memory_model",
            "parse_optimizer_id", "resolve"]

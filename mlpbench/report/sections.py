@@ -4,6 +4,7 @@ function ``ReportData -> Section`` in its own small module; adding one is one li
 from __future__ import annotations
 
 from mlpbench.report.sections_compare import asv_section, machines_compare_section
+from mlpbench.report.sections_curvature import curvature_section
 from mlpbench.report.sections_hw import machines_section, throughput_section
 from mlpbench.report.sections_mem import memory_section
 from mlpbench.report.sections_modes import modes_section
@@ -22,6 +23,7 @@ SECTIONS = [
     convergence_section,
     minima_section,
     newton_section,
+    curvature_section,
     distributed_section,
     machines_compare_section,
     asv_section,

@@ -52,6 +52,9 @@ SCHEMAS: dict[str, tuple[set[str], set[str]]] = {
     "newton_cost": ({"params", "op", "status", "device"},
                     {"params", "median_s", "predicted_bytes", "host_peak_bytes"}),
     "newton_fit": ({"op", "exponent"}, {"exponent", "log_intercept", "r2"}),
+    "curvature_cost": ({"params", "method", "variant", "status", "device"},
+                       {"params", "median_s", "state_model_bytes", "state_counted_bytes",
+                        "rss_peak_bytes"}),
     "newton_wall": ({"quantity", "params"}, {"params", "bytes"}),
     "newton_extrapolation": ({"quantity", "seconds", "kind"}, {"seconds", "params"}),
     "newton_ratios": ({"params"}, {"params"}),
@@ -78,7 +81,7 @@ KINDS = tuple(SCHEMAS)
 INTEGER_KEYS: dict[str, tuple[str, ...]] = {
     "sweep": ("params", *(k for k in INT_KEYS if k != "threads")),  # threads: 0 in old tables
     "converge": ("seed",), "trajectories": ("seed", "step"), "lr_sensitivity": ("seed",),
-    "minima_runs": ("seed",), "newton_cost": ("params",),
+    "minima_runs": ("seed",), "newton_cost": ("params",), "curvature_cost": ("params",),
 }
 
 
