@@ -42,6 +42,9 @@ CASES = {
                 "--lrs", "0.1", "--steps", "40", "--evals", "20", "--eval-every", "20", *T1],
                "minima_runs", ("--steps", "80")),
     "distributed": ([*DIST, "--widths", "8"], "distributed", ("--widths", "16")),
+    "curvature-cost": (["curvature-cost", "--widths", "8", "--no-target", "--methods",
+                        "sgd,adam", "--batch", "8", "--quiet", *T1], "curvature_cost",
+                       ("--batch", "16")),
 }
 
 

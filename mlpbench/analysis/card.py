@@ -157,10 +157,18 @@ def peak_statement(runs: dict[str, pd.DataFrame], names: dict[str, str]) -> Stat
                    "results (`mlpbench sweep`)", "throughput", "best-points")
     r = best.loc[best["peak_fraction"].idxmax()]
     mid = str(r["machine_id"])
+    med = point_medians(sweep[(sweep["status"] == "ok") & sweep["median_s"].notna()])
+    busy = int((med["contention"] != "").sum())
+    paired = "peak_fraction_lo" in r and r["peak_fraction_lo"] == r["peak_fraction_lo"]
     return _st("peak", "Fastest against peak",
                f"{r['phase']} on {names.get(mid, mid)} ({r['device']}): "
-               f"{r['gflops']:,.0f} GFLOP/s, {r['peak_fraction']:.0%} of that machine's "
-               f"measured matmul peak ({r['peak_gflops']:,.0f} GFLOP/s), at {_config(r)}",
+               f"{r['gflops']:,.0f} GFLOP/s, {r['peak_fraction']:.0%} of "
+               + (f"the matmul yardstick timed beside it (95% CI {r['peak_fraction_lo']:.0%}–"
+                  f"{r['peak_fraction_hi']:.0%}; {r['peak_gflops']:,.0f} GFLOP/s)" if paired
+                  else f"that machine's measured matmul peak ({r['peak_gflops']:,.0f} GFLOP/s)")
+               + f", at {_config(r)}"
+               + (f"; {busy} of {len(med)} points measured on a busy machine, left out"
+                  if busy else ""),
                "throughput", "best-points", machine_id=mid, phase=str(r["phase"]),
                peak_fraction=float(r["peak_fraction"]), gflops=float(r["gflops"]),
                params=int(r["params"]))

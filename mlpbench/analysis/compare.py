@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mlpbench.point import with_defaults
+from mlpbench.point import POINT_KEYS, with_defaults
 
 #: asv benchmarks whose value is a time (lower is better) — the ones a speedup makes sense for
 _TIME_UNIT = "seconds"
@@ -49,21 +49,24 @@ def _int(v: Any) -> int | None:
 
 
 def sweep_long(sweep: pd.DataFrame) -> pd.DataFrame:
-    """Sweep rows as ``benchmark, group, machine, value`` (median seconds; repeated points of
-    one machine, e.g. two runs, collapse to their median)."""
+    """Clean sweep rows (no contention flag) as ``benchmark, group, machine, value`` (median
+    seconds; repeated points of one machine, e.g. two runs, collapse to their median). The
+    benchmark names every point field; ``.attrs["left_out"]`` counts flagged rows dropped."""
     ok = sweep[sweep["status"] == "ok"]
     if ok.empty or "machine_id" not in ok:
         return pd.DataFrame(columns=["benchmark", "group", "machine", "value"])
     ok = with_defaults(ok)
-    bench = (ok["device"].astype(str) + " " + ok["framework"].astype(str) + " "
-             + ok["phase"].astype(str) + " d=" + ok["input_dim"].astype(str) + " w="
-             + ok["width"].astype(str) + " L=" + ok["depth"].astype(str) + " B="
-             + ok["batch"].astype(str) + " " + ok["dtype"].astype(str) + " "
-             + ok["mode"].astype(str)
-             + ok["threads"].map(lambda t: "" if pd.isna(t) else f" {int(t)}thr"))
+    flagged = (ok["contention"].fillna("").astype(str).str.strip() != "") \
+        if "contention" in ok else pd.Series(False, index=ok.index)
+    ok = ok[~flagged]
+    keys = [k for k in (*POINT_KEYS, "phase") if k in ok]
+    bench = ok[keys].astype(str).apply(lambda r: " ".join(f"{k}={r[k]}" for k in keys), axis=1) \
+        if len(ok) else pd.Series(dtype=str)
     frame = pd.DataFrame({"benchmark": bench, "group": ok["device"] + " " + ok["phase"],
                           "machine": ok["machine_id"].astype(str), "value": ok["median_s"]})
-    return frame.groupby(["benchmark", "group", "machine"], as_index=False)["value"].median()
+    out = frame.groupby(["benchmark", "group", "machine"], as_index=False)["value"].median()
+    out.attrs["left_out"] = int(flagged.sum())
+    return out
 
 
 def asv_long(asv: pd.DataFrame) -> pd.DataFrame:
@@ -124,9 +127,10 @@ def comparable(sweep: pd.DataFrame | None, asv: pd.DataFrame,
     """Every benchmark of every machine as ``benchmark, group, machine, value``: the sweep's
     medians, and asv's time benchmarks when every asv machine's latest results come from one
     commit; each name mapped to its identity (a run id and its asv name are one machine)."""
-    parts = []
+    parts, left_out = [], 0
     if sweep is not None and "median_s" in sweep:
         parts.append(sweep_long(sweep))
+        left_out = parts[-1].attrs.get("left_out", 0)
     if not asv.empty and "commit" in asv:
         latest = asv.sort_values("date").groupby("machine")["commit"].last().dropna()
         if latest.nunique() <= 1:
@@ -135,8 +139,10 @@ def comparable(sweep: pd.DataFrame | None, asv: pd.DataFrame,
         columns=["benchmark", "group", "machine", "value"])
     same = dict(zip(identities["name"], identities["identity"], strict=True)) \
         if len(identities) else {}
-    return long.assign(machine=long["machine"].map(
+    out = long.assign(machine=long["machine"].map(
         lambda m: same.get(m, m).removeprefix("asv:")))
+    out.attrs["left_out"] = left_out  # flagged sweep rows not compared
+    return out
 
 
 def _geo_interval(logs: np.ndarray) -> tuple[float, float, float]:

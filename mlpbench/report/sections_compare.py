@@ -52,6 +52,7 @@ def machine_table(d: ReportData) -> pd.DataFrame:
         ident = machine_identities(d.hardware, d.asv_machines)
         long = comparable(d.runs.get("sweep"), d.asv, ident)
         wide = compare_wide(long)[0] if long["machine"].nunique() >= 2 else pd.DataFrame()
+        wide.attrs["left_out"] = long.attrs.get("left_out", 0)
         d._machine_table = wide
     return d._machine_table
 
@@ -112,6 +113,9 @@ def machines_compare_section(d: ReportData) -> Section:
     s = Section("compare", "Machine vs machine")
     _comparison_notes(d, s)
     wide = machine_table(d)
+    if wide.attrs.get("left_out"):
+        s.notes.append(f"{wide.attrs['left_out']:,} sweep rows measured on a busy machine "
+                       "(contention flag) are left out of every ratio here.")
     if wide.empty:
         s.empty = ("Fewer than two machines, or no benchmark measured on more than one of "
                    "them.")

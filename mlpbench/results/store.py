@@ -183,8 +183,10 @@ class RunFolder:
     def __init__(self, out: str | os.PathLike, study: Study | str, *, resume: bool = False,
                  config: dict[str, Any] | None = None,
                  allow_upgrade: bool | None = None) -> None:
-        self.study = study if isinstance(study, Study) else STUDIES.get(study) or Study(
-            study, "item")
+        if not isinstance(study, Study) and study not in STUDIES:
+            raise ValueError(f"{study!r} is not a declared Study: declare one (tables, unit) "
+                             "so that the contract tests cover it")
+        self.study = study if isinstance(study, Study) else STUDIES[study]
         self.kind, self.resume = self.study.kind, resume
         self.allow_upgrade = upgrade_allowed() if allow_upgrade is None else allow_upgrade
         self.path = prepare_out(out, f"{self.kind}.csv", resume)

@@ -41,10 +41,12 @@ from mlpbench.optimizers.base import Objective
 from mlpbench.optimizers.curvature import state_tensor_elements
 from mlpbench.optimizers.state_memory import factor_cubes
 from mlpbench.problems.workloads import mse
-from mlpbench.results import RunFolder
+from mlpbench.results import RunFolder, Study
 from mlpbench.spec import TARGET_SPEC, MLPSpec
 
 KIND = "curvature_cost"
+#: one row per (P, method, variant), written as each is timed
+STUDY = Study(KIND, "operation", (KIND,))
 NEVER = 10 ** 9  # "never refresh again": a frequency no timed run reaches
 #: method -> variant -> the hyperparameters that force it (lr 1e-6: see the module doc)
 VARIANTS: dict[str, dict[str, str]] = {
@@ -121,7 +123,7 @@ def run_curvature_study(cfg: CurvatureConfig = CurvatureConfig(),
     device = resolve_device(cfg.device)
     if out is None:
         return pd.DataFrame(_rows(cfg, device, [], lambda rows: None, progress))
-    with RunFolder(out, KIND, resume=resume, config=asdict(cfg)) as folder:
+    with RunFolder(out, STUDY, resume=resume, config=asdict(cfg)) as folder:
         folder.write_meta(KIND, {"hardware": describe_hardware(), "torch": torch.__version__})
         rows = _rows(cfg, device, folder.rows(), lambda rows: folder.write(KIND, rows),
                      progress)
