@@ -65,9 +65,22 @@ def sweep(out: Path, hogs: int, extra: list[str], preset: str = "quick") -> dict
             "load_after": _load()}
 
 
+def verdict(row: pd.Series) -> str:
+    """The ``contention`` verdict of a stored row under the thresholds in force now (the
+    evidence columns are stored, so a threshold change is re-applied, not re-measured)."""
+    from mlpbench.measure.contention import Evidence, reasons
+
+    ev = Evidence(**{k: float(row[k]) for k in ("load1", "cpu_share", "main_cpu_share",
+                                                "ctx_switches_per_s", "steal_fraction",
+                                                "wall_s") if k in row})
+    return reasons(ev, int(row["threads"]), peak_spread=float(row.get("peak_spread", "nan")),
+                   peak_fraction_lo=float(row.get("peak_fraction_lo", "nan")))
+
+
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     ok = rows[rows["status"] == "ok"].copy()
-    ok["flagged"] = ok["contention"].fillna("").astype(str).str.strip() != ""
+    ok["verdict"] = ok.apply(verdict, axis=1)  # == contention unless thresholds changed
+    ok["flagged"] = ok["verdict"] != ""
     quiet = ok[ok["condition"] == "quiet"].groupby(KEYS)[["median_s", "peak_fraction"]].median()
     ok = ok.join(quiet.add_suffix("_quiet"), on=KEYS)
     ok["inflation"] = ok["median_s"] / ok["median_s_quiet"]

@@ -174,6 +174,9 @@ class Interleaved:
 MIN_ROUNDS = 5
 #: share of a round's time the reference may take (the overhead of pairing)
 REFERENCE_SHARE = 0.2
+#: a reference block lasts at least this long (several calls of a small product): one call
+#: of ~0.3 ms carries its dispatch and thread wake-up, which the work's long blocks amortise
+REFERENCE_BLOCK_S = 0.005
 
 
 def measure_interleaved(fn: Callable[[], object], reference: Callable[[], object], *,
@@ -181,7 +184,8 @@ def measure_interleaved(fn: Callable[[], object], reference: Callable[[], object
                         setup: Callable[[], object] | None = None, label: str = "",
                         clock: Callable[[], float] = time.perf_counter) -> Interleaved:
     """Time ``fn`` as :func:`measure` does, in at least :data:`MIN_ROUNDS` rounds, each led
-    by one timed block of ``reference`` taking about :data:`REFERENCE_SHARE` of the round."""
+    by one timed block of ``reference`` (at least :data:`REFERENCE_BLOCK_S`) taking about
+    :data:`REFERENCE_SHARE` of the round."""
     dev = torch.device(device)
     for _ in range(config.warmup):
         reference()
@@ -197,7 +201,8 @@ def measure_interleaved(fn: Callable[[], object], reference: Callable[[], object
         synchronize(dev)
         return (clock() - start) / number
 
-    ref_t = block(reference, 1, None)
+    ref_number = max(1, math.ceil(REFERENCE_BLOCK_S / max(block(reference, 1, None), 1e-9)))
+    ref_t = block(reference, ref_number, None) * ref_number
     first = measure(fn, device=dev, config=TimerConfig(
         warmup=config.warmup, min_samples=1, max_samples=1, budget_s=config.budget_s,
         min_block_s=config.min_block_s), setup=setup, clock=clock)
@@ -213,7 +218,7 @@ def measure_interleaved(fn: Callable[[], object], reference: Callable[[], object
         if len(rounds) >= MIN_ROUNDS and len(times) >= config.min_samples \
                 and spent >= config.budget_s:
             break
-        r = block(reference, 1, None)
+        r = block(reference, ref_number, None)
         got = [block(fn, number, setup) for _ in range(per_round)]
         spent += sum(got) * number
         times += got
