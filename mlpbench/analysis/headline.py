@@ -210,4 +210,22 @@ def headline(runs: dict[str, pd.DataFrame]) -> pd.DataFrame:
     if "newton_cost" in runs:
         facts += newton_facts(runs["newton_cost"], runs.get("newton_extrapolation"))
     facts += modes_facts(runs)
+    if "curvature_cost" in runs:
+        facts += curvature_facts(runs["curvature_cost"])
     return pd.DataFrame(facts, columns=["machine", "device", "topic", "fact", "section"])
+
+
+def curvature_facts(costs: pd.DataFrame) -> list[Fact]:
+    """Where the structured-curvature family stands at 10^7, per machine: SOAP's step as a
+    multiple of Adam's and its state (:func:`mlpbench.analysis.curvature.headline`)."""
+    from mlpbench.analysis.curvature import headline as curvature_headline
+    from mlpbench.analysis.curvature import step_costs
+
+    out = []
+    for (mid, dev), g in costs.groupby(["machine_id", "device"]) if "machine_id" in costs \
+            else []:
+        line = curvature_headline(step_costs(g))
+        if line:
+            out.append(_fact(str(mid), str(dev), "Structured curvature at 10^7", line,
+                            "curvature"))
+    return out
