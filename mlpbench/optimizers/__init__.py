@@ -46,8 +46,9 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 
 import torch
 from torch import nn
@@ -65,7 +66,8 @@ class Resolved:
     """An identifier parsed and validated once: use it everywhere instead of the text."""
 
     id: OptimizerId
-    hp: dict[str, Value]
+    #: read-only (a mapping proxy): a Resolved is shared by the lru_cache of resolve()
+    hp: Mapping[str, Value]
 
     @property
     def name(self) -> str:
@@ -208,7 +210,7 @@ def _resolve_id(oid: OptimizerId) -> Resolved:
             raise UsageError(f"unknown hyperparameter {key!r} for {oid.name}; "
                              f"known: {', '.join(d.defaults)}")
         hp[key] = _check_value(oid.name, key, value, d)
-    return Resolved(oid, hp)
+    return Resolved(oid, MappingProxyType(hp))
 
 
 def resolve(text: str | OptimizerId | Resolved) -> Resolved:
