@@ -73,8 +73,10 @@ def verdict(row: pd.Series) -> str:
     ev = Evidence(**{k: float(row[k]) for k in ("load1", "cpu_share", "main_cpu_share",
                                                 "ctx_switches_per_s", "steal_fraction",
                                                 "wall_s") if k in row})
+    lo = row.get("peak_fraction_lo")
+    lo = row["peak_fraction"] if lo is None or pd.isna(lo) else lo  # unpaired: the estimate
     return reasons(ev, int(row["threads"]), peak_spread=float(row.get("peak_spread", "nan")),
-                   peak_fraction_lo=float(row.get("peak_fraction_lo", "nan")))
+                   peak_fraction_lo=float(lo))
 
 
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:
@@ -106,6 +108,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--summarise", action="store_true",
+                    help="only re-derive the tables from the sweeps already in --out")
     ap.add_argument("--overhead", type=int, default=0, metavar="N",
                     help="also time the default preset N times with and without the yardstick")
     args = ap.parse_args()
@@ -114,7 +118,9 @@ def main() -> int:
     from mlpbench.results import read_table
 
     runs, names = [], list(CONDITIONS)
-    for rep in range(args.repeats):
+    if args.summarise:
+        runs = json.loads((args.out / "contention.json").read_text())["runs"]
+    for rep in range(0 if args.summarise else args.repeats):
         k = rep % len(names)
         order = names[k:] + names[:k]  # interleaved: the order rotates
         for cond in order:
@@ -136,8 +142,9 @@ def main() -> int:
                 overhead.append({"mode": mode, "rep": rep, **info})
                 print(json.dumps(overhead[-1]), flush=True)
         pd.DataFrame(overhead).to_csv(args.out / "overhead.csv", index=False)
-    (args.out / "contention.json").write_text(json.dumps(
-        {"hardware": describe_hardware(), "runs": runs, "overhead": overhead}, indent=2))
+    if not args.summarise:
+        (args.out / "contention.json").write_text(json.dumps(
+            {"hardware": describe_hardware(), "runs": runs, "overhead": overhead}, indent=2))
     print(summary.to_string(index=False))
     return 0
 

@@ -84,7 +84,9 @@ def time_phase(bench: Bench, phase: str, timer: TimerConfig, peak_ref: float,
     out.update(probe.evidence.as_row())
     out["contention"] = reasons(probe.evidence, n_threads,
                                 peak_spread=out.get("peak_spread", math.nan),
-                                peak_fraction_lo=out.get("peak_fraction_lo", math.nan))
+                                # unpaired: the point estimate against the cached peak
+                                peak_fraction_lo=out.get("peak_fraction_lo",
+                                                         out["peak_fraction"]))
     if box[0] is not None:
         out.update(cuda_peak_allocated=box[0].allocated, cuda_peak_reserved=box[0].reserved)
     return out
