@@ -27,6 +27,28 @@ def tensor_shapes(spec: MLPSpec) -> Iterator[tuple[int, ...]]:
             yield (fan_out,)
 
 
+def layer_counts(spec: MLPSpec) -> list[tuple[tuple[int, int], int]]:
+    """``((fan_in, fan_out), count)`` of the network's distinct Linear layers: input, the
+    ``depth - 1`` hidden ones, output — O(1) at any depth (``-L 100000000`` answers at once)."""
+    d, w, o, depth = spec.input_dim, spec.width, spec.output_dim, spec.depth
+    counts: dict[tuple[int, int], int] = {}
+    for shape, n in (((d, w), 1), ((w, w), depth - 1), ((w, o), 1)):
+        if n:
+            counts[shape] = counts.get(shape, 0) + n
+    return list(counts.items())
+
+
+def tensor_counts(spec: MLPSpec) -> list[tuple[tuple[int, ...], int]]:
+    """``(shape, count)`` of the distinct parameter tensors (weights (n_out, n_in), biases
+    (n_out,)): :func:`tensor_shapes` grouped, in closed form."""
+    out: dict[tuple[int, ...], int] = {}
+    for (fan_in, fan_out), n in layer_counts(spec):
+        out[(fan_out, fan_in)] = out.get((fan_out, fan_in), 0) + n
+        if spec.bias:
+            out[(fan_out,)] = out.get((fan_out,), 0) + n
+    return list(out.items())
+
+
 def per_param(units: float) -> StateForm:
     """State of ``units`` P-sized buffers (momentum 1, Adam 2)."""
     return lambda spec, hp: int(units * spec.num_params)
@@ -48,7 +70,7 @@ def soap_like(moments: int) -> StateForm:
 
     def form(spec: MLPSpec, hp: dict) -> int:
         max_dim, p1d = int(hp["max_precond_dim"]), bool(hp["precondition_1d"])
-        factors = sum(_eigen_factors(s, max_dim, p1d) for s in tensor_shapes(spec))
+        factors = sum(n * _eigen_factors(s, max_dim, p1d) for s, n in tensor_counts(spec))
         return moments * spec.num_params + factors
 
     return form
@@ -67,20 +89,22 @@ def _psgd_factors(shape: tuple[int, ...], max_triangular: int) -> int:
 def psgd_kron(spec: MLPSpec, hp: dict) -> int:
     """PSGD-Kron: the momentum buffer P plus the triangular Kronecker factors."""
     max_tri = int(hp["max_size_triangular"])
-    return spec.num_params + sum(_psgd_factors(s, max_tri) for s in tensor_shapes(spec))
+    return spec.num_params + sum(n * _psgd_factors(s, max_tri) for s, n in tensor_counts(spec))
 
 
 def kfac(spec: MLPSpec, hp: dict) -> int:
     """K-FAC (curvlinops, weight and bias separate): per layer the input covariance n_in²
     and the output-gradient covariance n_out², each kept with its damped inverse."""
-    return sum(2 * (fan_in * fan_in + fan_out * fan_out) for fan_in, fan_out in spec.layer_shapes)
+    return sum(n * 2 * (fan_in * fan_in + fan_out * fan_out)
+               for (fan_in, fan_out), n in layer_counts(spec))
 
 
 def factor_cubes(spec: MLPSpec, max_dim: int) -> int:
     """Σ n³ over the Kronecker factors of the weight matrices (1 < n ≤ max_dim): the
     FLOP model's unit for eigendecompositions, roots and inverses, each O(n³) per factor."""
-    return sum(n ** 3 for s in tensor_shapes(spec) if len(s) == 2 for n in s if 1 < n <= max_dim)
+    return sum(c * n ** 3 for s, c in tensor_counts(spec) if len(s) == 2
+               for n in s if 1 < n <= max_dim)
 
 
-__all__ = ["StateForm", "factor_cubes", "kfac", "per_param", "psgd_kron", "soap_like",
-           "tensor_shapes"]
+__all__ = ["StateForm", "factor_cubes", "kfac", "layer_counts", "per_param", "psgd_kron",
+           "soap_like", "tensor_counts", "tensor_shapes"]
