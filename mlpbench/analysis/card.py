@@ -18,6 +18,7 @@ import pandas as pd
 
 from mlpbench.analysis.convergence import aggregate, lr_summary
 from mlpbench.analysis.modes import SETTING, over_runs
+from mlpbench.measure.contention import flags
 from mlpbench.point import POINT_KEYS, with_defaults
 from mlpbench.results.loading import CHECKED_METADATA
 
@@ -36,8 +37,7 @@ def point_medians(ok: pd.DataFrame) -> pd.DataFrame:
     keys = [k for k in keys if k in ok]
     num = [c for c in ("median_s", "iqr_s", "gflops", "samples_per_s", "peak_fraction",
                        "peak_fraction_lo", "peak_fraction_hi", "peak_gflops") if c in ok]
-    flag = (ok["contention"].fillna("").astype(str).str.strip() if "contention" in ok
-            else pd.Series("", index=ok.index, dtype=str))
+    flag = flags(ok)
     ok = ok.assign(contention=flag, _clean=flag == "")
     any_clean = ok.groupby(keys, dropna=False)["_clean"].transform("max")
     ok = ok[ok["_clean"] | ~any_clean]

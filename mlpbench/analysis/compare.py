@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from mlpbench.measure.contention import flags
 from mlpbench.point import POINT_KEYS, with_defaults
 
 #: asv benchmarks whose value is a time (lower is better) — the ones a speedup makes sense for
@@ -56,8 +57,7 @@ def sweep_long(sweep: pd.DataFrame) -> pd.DataFrame:
     if ok.empty or "machine_id" not in ok:
         return pd.DataFrame(columns=["benchmark", "group", "machine", "value"])
     ok = with_defaults(ok)
-    flagged = (ok["contention"].fillna("").astype(str).str.strip() != "") \
-        if "contention" in ok else pd.Series(False, index=ok.index)
+    flagged = flags(ok) != ""
     ok = ok[~flagged]
     keys = [k for k in (*POINT_KEYS, "phase") if k in ok]
     bench = ok[keys].astype(str).apply(lambda r: " ".join(f"{k}={r[k]}" for k in keys), axis=1) \

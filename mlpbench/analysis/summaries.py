@@ -8,13 +8,14 @@ import pandas as pd
 
 from mlpbench.analysis.crossover import crossover
 from mlpbench.analysis.modes import compile_speedup
+from mlpbench.measure.contention import flags
 
 
 def clean_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows without a contention flag (all rows of a table written before the flag)."""
     if "contention" not in frame:
         return frame
-    return frame[frame["contention"].fillna("").astype(str).str.strip() == ""]
+    return frame[flags(frame) == ""]
 
 
 def _yardstick(row: pd.Series) -> str:

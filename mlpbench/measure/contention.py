@@ -17,6 +17,7 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import psutil
 
@@ -159,6 +160,17 @@ def machine_busy(threads: int, cores: int | None = None) -> str:
         return (f"load {load:.1f} on {cores} cores; results will be flagged — close other "
                 "work or use --retries")
     return ""
+
+
+def flags(frame: Any) -> Any:
+    """The ``contention`` column of a table as stripped text ("" when clean; a column that a
+    CSV read back as all-empty floats, or no column at all, is all clean)."""
+    import pandas as pd
+
+    if "contention" not in frame:
+        return pd.Series("", index=frame.index, dtype=object)
+    col = frame["contention"]
+    return col.astype(object).where(col.notna(), "").astype(str).str.strip()
 
 
 def columns(probe: Probe, **kw: float) -> dict[str, object]:

@@ -22,7 +22,7 @@ import torch
 
 from mlpbench.devices import describe_hardware, device_skip_reason, resolve_device, threads
 from mlpbench.errors import UsageError
-from mlpbench.measure.contention import machine_busy
+from mlpbench.measure.contention import flags, machine_busy
 from mlpbench.measure.isolation import Isolated
 from mlpbench.measure.memory import guarded, host_peak_rss_bytes, host_rss_bytes, over_budget
 from mlpbench.measure.peak import get_peak, note_observed
@@ -213,7 +213,7 @@ def _peak_notes(rows: list[dict], config: SweepConfig) -> list[str]:
     frame = pd.DataFrame(rows)
     if frame.empty or "peak_rounds" not in frame:
         return []
-    ok = frame[(frame["status"] == "ok") & (frame["contention"].fillna("") == "")]
+    ok = frame[(frame["status"] == "ok") & (flags(frame) == "")]
     notes = []
     for (dev, dtype, n), g in ok.groupby(["device", "dtype", "threads"]):
         with threads(int(n)):
