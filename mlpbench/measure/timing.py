@@ -84,6 +84,20 @@ class Measurement:
                 "warnings": "; ".join(self.warnings)}
 
 
+def _block(fn: Callable[[], object], number: int, setup: Callable[[], object] | None,
+           dev: torch.device, clock: Callable[[], float]) -> float:
+    """Per-call seconds of ``number`` calls of ``fn`` timed as one block (``setup`` first, off
+    the clock; the device synchronized before the clock starts and before it stops)."""
+    if setup is not None:
+        setup()
+    synchronize(dev)
+    start = clock()
+    for _ in range(number):
+        fn()
+    synchronize(dev)
+    return (clock() - start) / number
+
+
 def measure(fn: Callable[[], object], *, device: torch.device | str = "cpu",
             config: TimerConfig = TimerConfig(), setup: Callable[[], object] | None = None,
             label: str = "", clock: Callable[[], float] = time.perf_counter) -> Measurement:
@@ -111,14 +125,7 @@ def measure(fn: Callable[[], object], *, device: torch.device | str = "cpu",
     synchronize(dev)
 
     def sample(number: int) -> float:
-        if setup is not None:
-            setup()
-        synchronize(dev)
-        start = clock()
-        for _ in range(number):
-            fn()
-        synchronize(dev)
-        return clock() - start
+        return _block(fn, number, setup, dev, clock) * number
 
     first = sample(1)
     number = 1
@@ -192,14 +199,7 @@ def measure_interleaved(fn: Callable[[], object], reference: Callable[[], object
     synchronize(dev)
 
     def block(f: Callable[[], object], number: int, pre: Callable[[], object] | None) -> float:
-        if pre is not None:
-            pre()
-        synchronize(dev)
-        start = clock()
-        for _ in range(number):
-            f()
-        synchronize(dev)
-        return (clock() - start) / number
+        return _block(f, number, pre, dev, clock)
 
     ref_number = max(1, math.ceil(REFERENCE_BLOCK_S / max(block(reference, 1, None), 1e-9)))
     ref_t = block(reference, ref_number, None) * ref_number
