@@ -286,3 +286,4 @@ def _check_same_config(stored: dict[str, Any], config: dict[str, Any]) -> None:
         raise UsageError(f"--resume with a different configuration: {k} was "
                          f"{stored.get(k)!r}, now {config.get(k)!r} "
                          f"({len(diff)} setting(s) differ); use another --out")
+

@@ -41,7 +41,8 @@ from mlpbench.optimizers.base import Objective
 from mlpbench.optimizers.curvature import state_tensor_elements
 from mlpbench.optimizers.state_memory import factor_cubes
 from mlpbench.problems.workloads import mse
-from mlpbench.results import RunFolder, Study
+from mlpbench.results import Study
+from mlpbench.results.rows import run_rows
 from mlpbench.spec import TARGET_SPEC, MLPSpec
 
 KIND = "curvature_cost"
@@ -121,13 +122,9 @@ def run_curvature_study(cfg: CurvatureConfig = CurvatureConfig(),
                         progress: bool = True) -> pd.DataFrame:
     """Time every (network, method, variant); one row each, written as it finishes."""
     device = resolve_device(cfg.device)
-    if out is None:
-        return pd.DataFrame(_rows(cfg, device, [], lambda rows: None, progress))
-    with RunFolder(out, STUDY, resume=resume, config=asdict(cfg)) as folder:
-        folder.write_meta(KIND, {"hardware": describe_hardware(), "torch": torch.__version__})
-        rows = _rows(cfg, device, folder.rows(), lambda rows: folder.write(KIND, rows),
-                     progress)
-        return pd.DataFrame(rows)
+    meta = {"hardware": describe_hardware(), "torch": torch.__version__}
+    return pd.DataFrame(run_rows(out, STUDY, asdict(cfg), lambda stored, save: _rows(
+        cfg, device, stored, save, progress), resume=resume, meta=meta))
 
 
 def _rows(cfg: CurvatureConfig, device, rows: list[dict], save, progress: bool) -> list[dict]:

@@ -40,7 +40,8 @@ from mlpbench.measure.timing import Measurement, TimerConfig, measure, time_once
 from mlpbench.models import build_torch
 from mlpbench.optimizers import memory_model
 from mlpbench.optimizers.newton import block_budget, newton_bytes, require_newton_fits
-from mlpbench.results import RunFolder, Study
+from mlpbench.results import Study
+from mlpbench.results.rows import run_rows
 from mlpbench.spec import TARGET_SPEC, MLPSpec
 from mlpbench.studies.newton_cost_ops import TimedOp, timed_op
 
@@ -143,13 +144,9 @@ def run_cost_study(cfg: CostConfig = CostConfig(), out: str | os.PathLike | None
     reason = device_skip_reason(device)
     if reason:
         raise UsageError(f"cannot run the cost study on {cfg.device}: {reason}")
-    if out is None:
-        return pd.DataFrame(_study_rows(cfg, device, [], lambda rows: None, progress))
-    with RunFolder(out, STUDY, resume=resume, config=asdict(cfg)) as folder:
-        folder.write_meta(KIND, {"hardware": describe_hardware(), "torch": torch.__version__})
-        rows = _study_rows(cfg, device, folder.rows(), lambda rows: folder.write(KIND, rows),
-                           progress)
-        return pd.DataFrame(rows)
+    meta = {"hardware": describe_hardware(), "torch": torch.__version__}
+    return pd.DataFrame(run_rows(out, STUDY, asdict(cfg), lambda stored, save: _study_rows(
+        cfg, device, stored, save, progress), resume=resume, meta=meta))
 
 
 def _study_rows(cfg: CostConfig, device, rows: list[dict], save, progress: bool) -> list[dict]:
