@@ -294,3 +294,23 @@ def test_resume_keeps_only_finished_launches(tmp_path):
     with RunFolder(tmp_path, STUDY, resume=True) as folder:
         kept, coll, done = _done_launches(folder)
     assert done == {(0, 1), (1, 1)} and len(kept) == 2 and coll == []
+
+
+def test_unknown_evidence_survives_the_result_file(tmp_path, monkeypatch):
+    """A probe shorter than one /proc/stat jiffy has no steal fraction (NaN); rank 0's
+    result file must still be written (JSON has no NaN) and read back as unknown."""
+    from mlpbench.measure import contention
+    from mlpbench.studies import distributed_worker as w
+
+    monkeypatch.setattr(contention, "_steal", lambda: (5.0, 100.0))  # no jiffy passes
+    with contention.Probe(1) as probe:
+        pass
+    ev = contention.columns(probe)
+    assert math.isnan(ev["steal_fraction"])
+    out = tmp_path / "result.json"
+    w._atomic_json(out, {"units": [{"step_s": 0.1, **ev}], "x": [math.inf, 1.0]})
+    back = json.loads(out.read_text())
+    assert back["units"][0]["steal_fraction"] is None and back["x"] == [None, 1.0]
+    assert back["units"][0]["main_cpu_share"] == ev["main_cpu_share"]
+    frame = pd.DataFrame(back["units"])
+    assert frame["steal_fraction"].isna().all()

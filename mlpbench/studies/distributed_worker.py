@@ -44,12 +44,13 @@ from mlpbench.measure.collectives import allreduce_samples, bandwidth_rows, slow
 from mlpbench.measure.contention import Probe
 from mlpbench.measure.contention import columns as contention_columns
 from mlpbench.models import build_torch
+from mlpbench.results.store import strict
 from mlpbench.spec import MLPSpec
 
 
 def _atomic_json(path: Path, obj: Any) -> None:
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, allow_nan=False))
+    tmp.write_text(json.dumps(strict(obj), indent=1, allow_nan=False))  # NaN -> null
     os.replace(tmp, path)
 
 
