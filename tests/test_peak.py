@@ -88,3 +88,30 @@ def test_peak_cli_prints_units_and_bandwidth(capsys, monkeypatch):
     assert main(["peak", "--bandwidth", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "12.5 GFLOP/s" in out and "AVX2" in out and "triad" in out
+
+
+def test_physical_ceiling_from_flags_and_clock(monkeypatch):
+    """cores x FLOP/cycle x clock, with the assumptions named; None where not computable."""
+    bound, how = peak.ceiling("cpu", "fp32", 1, flags={"sse2", "avx", "avx2"}, clock_ghz=3.0)
+    assert bound == pytest.approx(1 * 32 * 3.0) and "avx2" in how and "upper bound" in how
+    bf, _ = peak.ceiling("cpu", "bf16", 1, flags={"avx512f", "avx512_bf16"}, clock_ghz=2.0)
+    assert bf == pytest.approx(128 * 2.0)
+    plain, _ = peak.ceiling("cpu", "bf16", 1, flags={"avx512f"}, clock_ghz=2.0)
+    assert plain == pytest.approx(64 * 2.0)  # no bf16 unit: converted to fp32
+    cores = len(__import__("os").sched_getaffinity(0))
+    many, _ = peak.ceiling("cpu", "fp32", 10_000, flags={"avx2"}, clock_ghz=1.0)
+    assert many == pytest.approx(cores * 32)  # never more cores than the process may use
+    assert peak.ceiling("cpu", "fp32", 1, flags=set(), clock_ghz=3.0)[0] is None
+    assert peak.ceiling("cuda", "fp32", 1)[0] is None
+    monkeypatch.setattr(peak, "cpu_clock_ghz", lambda: None)
+    assert peak.ceiling("cpu", "fp32", 1, flags={"avx2"})[0] is None
+
+
+def test_peak_cli_says_when_and_under_what_load(capsys, monkeypatch):
+    old = PeakResult(**{**FAKE.__dict__, "measured_at": time.time() - 3 * 86400, "load1": 3.7,
+                        "spread": 0.25})
+    monkeypatch.setattr(peak, "measure_peak", lambda dev, mode: old)
+    assert main(["peak", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "3.0 days ago" in out and "load 3.7" in out and "spread 25%" in out
+    assert "physical ceiling" in out

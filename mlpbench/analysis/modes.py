@@ -137,4 +137,26 @@ def over_runs(frame: pd.DataFrame, kind: str, by: str = "run_dir") -> pd.DataFra
         agg.update({v: (v, "median"), f"{v}_min": (v, "min"), f"{v}_max": (v, "max"),
                     f"{v}_first": (v, "first")})
     per = per.sort_values("rep", kind="stable")
-    return per.groupby(keys, dropna=False).agg(**agg).reset_index()
+    table = per.groupby(keys, dropna=False).agg(**agg).reset_index()
+    return _with_contended(table, frame, [k for k in keys if k != COMPARED[kind]])
+
+
+#: the axis each comparison compares across (its rows differ in it)
+COMPARED = {"compile": "mode", "precision": "dtype", "threads": "threads"}
+
+
+def _with_contended(table: pd.DataFrame, frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """``contended_rows``: how many measured rows behind each comparison (over all runs, both
+    sides) carry a contention flag (0 when the rows have no evidence at all)."""
+    from mlpbench.measure.contention import flags
+
+    on = [k for k in [*keys, "machine_id"] if k in frame and k in table]
+    on = list(dict.fromkeys(on))
+    ok = frame[frame["status"] == "ok"]
+    if not on or ok.empty:
+        return table.assign(contended_rows=0)
+    counts = ok.assign(_flag=(flags(ok) != "").astype(int)).groupby(
+        on, dropna=False)["_flag"].sum().rename("contended_rows").reset_index()
+    out = table.merge(counts, on=on, how="left")
+    out["contended_rows"] = out["contended_rows"].fillna(0).astype(int)
+    return out

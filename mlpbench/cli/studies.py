@@ -128,7 +128,7 @@ def cmd_peak(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from mlpbench.devices import threads
-    from mlpbench.measure.peak import get_peak
+    from mlpbench.measure.peak import ceiling, get_peak
 
     _device_ok(args.device)
     modes = validate.no_repeats("--mode", args.mode or ["fp32"])
@@ -147,8 +147,25 @@ def cmd_peak(args: argparse.Namespace) -> int:
                   f"{r['triad_gbs']:.1f} GB/s ({r['threads']} threads, torch {r['torch']})")
             continue
         print(f"{r['device']} {r['mode']}: {r['gflops']:.1f} GFLOP/s "
-              f"(n={r['size']}, {r['threads']} threads, {r['units']}, torch {r['torch']})")
+              f"(n={r['size']}, {r['threads']} threads, {r['units']}, torch {r['torch']}); "
+              f"{_peak_taken(r)}")
+        bound, how = ceiling(r["device"], r["mode"], r["threads"])
+        print(f"  physical ceiling: {bound:.1f} GFLOP/s = {how}" if bound is not None
+              else f"  physical ceiling: {how}")
     return 0
+
+
+def _peak_taken(r: dict) -> str:
+    """When and under what load a (cached) peak was measured, with its spread."""
+    import time
+
+    if not r.get("measured_at"):
+        return "measured at an unrecorded time"
+    age = (time.time() - r["measured_at"]) / 86400
+    load = "unknown load" if r.get("load1") is None else f"load {r['load1']:.1f}"
+    spread = "" if r.get("spread") is None else f", spread {r['spread']:.0%} over passes"
+    when = f"{age * 24:.1f} h ago" if age < 1 else f"{age:.1f} days ago"
+    return f"measured {when} at {load}{spread}"
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

@@ -100,6 +100,54 @@ def matrix_units(device: str, mode: str, flags: set[str] | None = None) -> str:
     return torch.backends.cpu.get_cpu_capability()
 
 
+#: fp32 FLOP per cycle per core of the widest vector unit the CPU flags show, assuming two
+#: fused multiply-add pipes of that width (2 x lanes x 2): an upper bound — many cores have
+#: one pipe, or split 512-bit work over two 256-bit ones
+FP32_FLOP_PER_CYCLE = (("avx512f", 64), ("avx2", 32), ("avx", 16), ("asimd", 16), ("sse2", 8))
+#: bf16 dot-product instructions do two FLOP per fp32 lane more (vdpbf16ps, AMX is far more)
+BF16_FACTOR = {"avx512_bf16": 2}
+
+
+def cpu_clock_ghz() -> float | None:
+    """The highest clock the OS reports for this CPU (psutil: its max, else the current)."""
+    import psutil
+
+    try:
+        freq = psutil.cpu_freq()
+    except (OSError, NotImplementedError, RuntimeError):
+        return None
+    if freq is None:
+        return None
+    mhz = freq.max if freq.max and freq.max > 0 else freq.current
+    return mhz / 1000 if mhz and mhz > 0 else None
+
+
+def ceiling(device: str, mode: str, threads: int, *, flags: set[str] | None = None,
+            clock_ghz: float | None = None) -> tuple[float | None, str]:
+    """A physical ceiling of the matmul rate, where it can be computed (CPU, fp32/bf16 without
+    AMX): ``min(threads, cores) x FLOP per cycle x clock``, and how it was computed. ``None``
+    with the reason elsewhere (a GPU's FLOP per SM depends on its architecture; AMX tiles).
+    A measured rate above it means the clock runs above what the OS reports (turbo) or the
+    assumptions are wrong — the label says which assumptions."""
+    if torch.device(device).type != "cpu":
+        return None, "not computed for GPUs"
+    flags = cpu_flags() if flags is None else flags
+    clock = cpu_clock_ghz() if clock_ghz is None else clock_ghz
+    per = next((f for name, f in FP32_FLOP_PER_CYCLE if name in flags), None)
+    if per is None or clock is None:
+        return None, "not computed: no known vector unit or no clock reported"
+    if mode == "bf16":
+        if "amx_bf16" in flags:
+            return None, "not computed for AMX"
+        per *= next((f for name, f in BF16_FACTOR.items() if name in flags), 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        (os.cpu_count() or 1)
+    n = max(1, min(threads, cores))
+    unit = next(name for name, _ in FP32_FLOP_PER_CYCLE if name in flags)
+    return (n * per * clock, f"{n} cores x {per} FLOP/cycle ({unit}, 2 FMA pipes assumed) x "
+            f"{clock:.2f} GHz (OS-reported): an upper bound")
+
+
 def _key(device: str, mode: str, threads: int, machine: str) -> str:
     return f"{machine}|{device}|{mode}|{threads}|{torch.__version__}"
 

@@ -192,7 +192,10 @@ def measure_interleaved(fn: Callable[[], object], reference: Callable[[], object
                         clock: Callable[[], float] = time.perf_counter) -> Interleaved:
     """Time ``fn`` as :func:`measure` does, in at least :data:`MIN_ROUNDS` rounds, each led
     by one timed block of ``reference`` (at least :data:`REFERENCE_BLOCK_S`) taking about
-    :data:`REFERENCE_SHARE` of the round."""
+    :data:`REFERENCE_SHARE` of the round. The reference blocks count against
+    ``config.budget_s``, so pairing costs no more timed time than :func:`measure` (the work
+    gets about 1 - :data:`REFERENCE_SHARE` of it), only the fixed per-point cost of choosing
+    the yardstick."""
     dev = torch.device(device)
     for _ in range(config.warmup):
         reference()
@@ -220,7 +223,7 @@ def measure_interleaved(fn: Callable[[], object], reference: Callable[[], object
             break
         r = block(reference, ref_number, None)
         got = [block(fn, number, setup) for _ in range(per_round)]
-        spent += sum(got) * number
+        spent += sum(got) * number + r * ref_number  # the yardstick spends the same budget
         times += got
         refs.append(r)
         rounds.append((float(np.median(got)), r))

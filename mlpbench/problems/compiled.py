@@ -17,9 +17,10 @@ import torch
 
 from mlpbench.measure.contention import Probe, reasons
 from mlpbench.measure.memory import cuda_peak, guarded
+from mlpbench.measure.peak import ceiling
 from mlpbench.measure.timing import TimerConfig, measure, measure_interleaved, time_once
 from mlpbench.measure.yardstick import Yardstick, paired_fraction
-from mlpbench.problems.modes import cache_hits
+from mlpbench.problems.modes import cache_hits, peak_mode
 from mlpbench.problems.phases import Bench, phase_callable, phase_flops
 
 
@@ -81,6 +82,8 @@ def time_phase(bench: Bench, phase: str, timer: TimerConfig, peak_ref: float,
         "compile_cache_hits": cache_hits() - hits if compiled else math.nan}
     if paired is not None:
         out.update(paired_fraction(paired, work, yard.flops))
+    out["peak_ceiling_gflops"] = ceiling(device.type, peak_mode(bench.dtype), n_threads)[0] \
+        if device.type == "cpu" else math.nan
     out.update(probe.evidence.as_row())
     out["contention"] = reasons(probe.evidence, n_threads,
                                 peak_spread=out.get("peak_spread", math.nan),
