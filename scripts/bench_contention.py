@@ -12,7 +12,8 @@ times each, with ``--retries 0`` so that every flag is seen as measured. Then, p
 * ``quiet_unpaired`` (``--no-yardstick``) beside ``quiet``: the wall time the pairing costs.
 
 With ``--overhead N`` it also times the default preset with and without the interleaved
-yardstick (``--no-yardstick``), alternating, to state what pairing costs.
+yardstick (``--no-yardstick``), in ABBA order, to state what pairing costs
+(``--repeats 0 --overhead N``: only that, into ``overhead.csv`` and ``overhead.json``).
 
 Writes ``<out>/runs/<condition>/rep<k>/`` (the sweeps), ``contention_rows.csv``,
 ``contention_summary.csv``, ``overhead.csv`` and ``contention.json`` (machine, loads, times).
@@ -51,8 +52,11 @@ def sweep(out: Path, hogs: int, extra: list[str], preset: str = "quick") -> dict
     try:
         time.sleep(3 if hogs else 0)  # let the busy loops take their cores
         before, start = _load(), time.perf_counter()
+        # the quick preset on the CPU only; the default preset exactly as `mlpbench run` runs
+        # it (its CUDA points are recorded as skipped where there is no GPU)
+        devices = ["--devices", "cpu"] if preset == "quick" else []
         proc = subprocess.run([sys.executable, "-m", "mlpbench.cli", "sweep", "--preset", preset,
-                               "--devices", "cpu", "--retries", "0", "--quiet", "--out",
+                               *devices, "--retries", "0", "--quiet", "--out",
                                str(out), *extra], cwd=ROOT, capture_output=True, text=True)
         wall = time.perf_counter() - start
     finally:
@@ -118,6 +122,8 @@ def main() -> int:
     from mlpbench.results import read_table
 
     runs, names = [], list(CONDITIONS)
+    if args.overhead and not args.repeats:  # only the default preset's overhead
+        args.summarise = (args.out / "contention.json").exists()
     if args.summarise:
         runs = json.loads((args.out / "contention.json").read_text())["runs"]
     for rep in range(0 if args.summarise else args.repeats):
@@ -128,21 +134,26 @@ def main() -> int:
             info = sweep(out, *CONDITIONS[cond])
             runs.append({"condition": cond, "rep": rep, **info})
             print(json.dumps(runs[-1]), flush=True)
-    rows = pd.concat([read_table(Path(r["out"]) / "sweep.csv").assign(
-        condition=r["condition"], rep=r["rep"]) for r in runs], ignore_index=True)
-    summary, detail = summarise(rows)
-    detail.to_csv(args.out / "contention_rows.csv", index=False)
-    summary.to_csv(args.out / "contention_summary.csv", index=False)
+    summary = pd.DataFrame()
+    if runs:
+        rows = pd.concat([read_table(Path(r["out"]) / "sweep.csv").assign(
+            condition=r["condition"], rep=r["rep"]) for r in runs], ignore_index=True)
+        summary, detail = summarise(rows)
+        detail.to_csv(args.out / "contention_rows.csv", index=False)
+        summary.to_csv(args.out / "contention_summary.csv", index=False)
     overhead = []
     if args.overhead:
+        modes = [("paired", []), ("unpaired", ["--no-yardstick"])]
         for rep in range(args.overhead):
-            for mode, extra in (("paired", []), ("unpaired", ["--no-yardstick"])):
+            for mode, extra in modes if rep % 2 == 0 else modes[::-1]:  # ABBA
                 out = args.out / "overhead" / f"{mode}{rep}"
                 info = sweep(out, 0, extra, preset="default")
                 overhead.append({"mode": mode, "rep": rep, **info})
                 print(json.dumps(overhead[-1]), flush=True)
-        pd.DataFrame(overhead).to_csv(args.out / "overhead.csv", index=False)
-    if not args.summarise:
+                pd.DataFrame(overhead).to_csv(args.out / "overhead.csv", index=False)
+        (args.out / "overhead.json").write_text(json.dumps(
+            {"hardware": describe_hardware(), "overhead": overhead}, indent=2))
+    if runs and not args.summarise:
         (args.out / "contention.json").write_text(json.dumps(
             {"hardware": describe_hardware(), "runs": runs, "overhead": overhead}, indent=2))
     print(summary.to_string(index=False))
